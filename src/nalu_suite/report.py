@@ -1,0 +1,137 @@
+"""Turn a Hydra multirun directory into a markdown table (``scripts/report.py``).
+
+Each job directory holds ``results.json`` and ``.hydra/overrides.yaml``. Jobs are grouped by their
+overrides minus the seed (so seeds pool), and each metric is shown as mean ± std over the group.
+Metrics ending in ``/success`` are shown as Madsen & Johansen report them: the success rate with
+its 95% Wilson interval; ``solved_at`` as the median over successful runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from nalu_suite.stats import mean_std, median_or_none, wilson_interval
+
+IGNORED_OVERRIDES = ("seed", "hydra.", "paths.", "logger", "callbacks", "trainer.devices", "replicas")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: dict[str, str]
+    results: dict[str, float]
+
+
+@dataclass
+class Group:
+    key: tuple[tuple[str, str], ...]
+    jobs: list[Job] = field(default_factory=list)
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.key) or "(defaults)"
+
+    def values(self, metric: str) -> list[float]:
+        out = []
+        for job in self.jobs:
+            for row in _rows(job.results):
+                if metric in row and row[metric] is not None:
+                    out.append(float(row[metric]))
+        return out
+
+
+def _rows(results: dict) -> list[dict]:
+    """A job's results as one row per seed: ``replicas`` runs store a list under ``"replicas"``."""
+    if isinstance(results.get("replicas"), list):
+        return results["replicas"]
+    return [results]
+
+
+def load_jobs(root: Path) -> list[Job]:
+    jobs = []
+    for results_path in sorted(root.rglob("results.json")):
+        job_dir = results_path.parent
+        overrides_path = job_dir / ".hydra" / "overrides.yaml"
+        overrides = {}
+        if overrides_path.exists():
+            for item in yaml.safe_load(overrides_path.read_text()) or []:
+                k, _, v = item.partition("=")
+                overrides[k.lstrip("+~")] = v
+        try:
+            results = json.loads(results_path.read_text())
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"error: {results_path} is not valid JSON ({err})") from err
+        jobs.append(Job(job_dir, overrides, results))
+    return jobs
+
+
+def group_jobs(jobs: list[Job], group_by: list[str] | None = None) -> list[Group]:
+    groups: dict[tuple, Group] = {}
+    for job in jobs:
+        if group_by:
+            key = tuple((k, job.overrides.get(k, "-")) for k in group_by)
+        else:
+            key = tuple(
+                sorted((k, v) for k, v in job.overrides.items() if not k.startswith(IGNORED_OVERRIDES))
+            )
+        groups.setdefault(key, Group(key)).jobs.append(job)
+    return list(groups.values())
+
+
+def default_metrics(jobs: list[Job]) -> list[str]:
+    names: set[str] = set()
+    for job in jobs:
+        for row in _rows(job.results):
+            names.update(k for k, v in row.items() if isinstance(v, (int, float)))
+    preferred = [n for n in sorted(names) if n.startswith(("train/", "val/", "test/"))]
+    preferred = [n for n in preferred if n != "train/loss"]
+    if any(n.endswith("/success") for n in names):
+        preferred += ["solved_at", "sparsity_error"]
+    return preferred
+
+
+def fmt(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def cell(group: Group, metric: str) -> str:
+    values = group.values(metric)
+    if not values:
+        return "–"
+    if metric.endswith("/success"):
+        k, n = sum(v > 0.5 for v in values), len(values)
+        lo, hi = wilson_interval(k, n)
+        return f"{100 * k / n:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({k}/{n})"
+    if metric == "solved_at":
+        median = median_or_none([v for v in values if not math.isnan(v)])
+        return fmt(median) if median is not None else "–"
+    mean, std = mean_std(values)
+    return f"{fmt(mean)} ± {fmt(std)}"
+
+
+def markdown_table(groups: list[Group], metrics: list[str]) -> str:
+    header = ["configuration", "runs", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in sorted(groups, key=lambda g: g.label()):
+        runs = sum(len(_rows(j.results)) for j in group.jobs)
+        lines.append("| " + " | ".join([group.label(), str(runs), *(cell(group, m) for m in metrics)]) + " |")
+    return "\n".join(lines)
+
+
+def report(root: Path, metrics: list[str] | None = None, group_by: list[str] | None = None) -> str:
+    if not root.is_dir():
+        raise SystemExit(f"error: {root} is not a directory")
+    jobs = load_jobs(root)
+    if not jobs:
+        raise SystemExit(f"error: no results.json under {root}; is it a finished multirun directory?")
+    groups = group_jobs(jobs, group_by)
+    return markdown_table(groups, metrics or default_metrics(jobs))

@@ -1,0 +1,145 @@
+"""The one LightningModule every task trains with.
+
+Loss = task loss (MSE) + λ(step) · Σ unit regularisers, where λ ramps linearly from 0 at
+``regularizer.start`` to ``regularizer.weight`` at ``regularizer.end`` (Madsen & Johansen 2020 ramp
+their regulariser the same way, from 10^6 to 2·10^6 iterations). After every optimiser step the
+units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]).
+
+Only plain values go into ``save_hyperparameters``, so ``ArithmeticSystem.load_from_checkpoint(path)``
+rebuilds the model from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from nalu_suite.errors import check_choice
+from nalu_suite.tasks import build_task
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class ArithmeticSystem(L.LightningModule):
+    def __init__(
+        self,
+        task: dict[str, Any],
+        unit: dict[str, Any],
+        optim: dict[str, Any],
+        regularizer: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        check_choice("optim.name", optim.get("name", "adam"), OPTIMIZERS)
+        self.task = build_task(task, unit, seed)
+        self.model = self.task.build_model()
+        self.metrics = nn.ModuleDict(
+            {
+                self._key("val", split): self.task.make_metric(split)
+                for split in self.task.val_splits
+            }
+            | {self._key("test", split): self.task.make_metric(split) for split in self.task.test_splits}
+        )
+        self.reg = {"weight": 0.0, "start": 0, "end": 0} | dict(regularizer or {})
+        self.solved_at: int | None = None
+        self.unit_label = unit.get("name", "?")
+
+    @staticmethod
+    def _key(stage: str, split: str) -> str:
+        return f"{stage}__{split.replace('/', '__')}"
+
+    def forward(self, inputs):
+        return self.model(inputs)
+
+    # --- training ---------------------------------------------------------------------------
+    def regularizer_weight(self, step: int) -> float:
+        weight, start, end = float(self.reg["weight"]), int(self.reg["start"]), int(self.reg["end"])
+        if weight == 0.0:
+            return 0.0
+        if end <= start:
+            return weight if step >= start else 0.0
+        return weight * min(1.0, max(0.0, (step - start) / (end - start)))
+
+    def training_step(self, batch, batch_idx):
+        task_loss = self.task.loss(self.model, batch)
+        lam = self.regularizer_weight(self.global_step)
+        loss = task_loss + lam * self.model.regularizer() if lam else task_loss
+        if not torch.isfinite(loss):
+            raise DivergenceError(
+                f"loss became {loss.item()} at step {self.global_step} with unit {self.unit_label!r} "
+                f"(task {self.task.name}); the last good checkpoint is the run's last.ckpt, if one was saved"
+            )
+        self.log("train/loss", task_loss, prog_bar=True)
+        if lam:
+            self.log("train/reg_weight", lam)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.model.project_()
+
+    # --- evaluation -------------------------------------------------------------------------
+    def _eval_step(self, stage: str, splits, batch, dataloader_idx: int) -> None:
+        pred, target = self.task.predict(self.model, batch)
+        self.metrics[self._key(stage, splits[dataloader_idx])].update(pred, target)
+
+    def _eval_epoch_end(self, stage: str, splits) -> dict[str, float]:
+        logged: dict[str, float] = {}
+        for split in splits:
+            metric = self.metrics[self._key(stage, split)]
+            values = {k: float(v) for k, v in metric.compute().items()}
+            metric.reset()
+            for name, value in self.task.finalize_metrics(split, values).items():
+                logged[f"{split}/{name}"] = value
+        logged["sparsity_error"] = float(self.model.sparsity_error())
+        for name, value in logged.items():
+            self.log(name, value, sync_dist=False)
+        return logged
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._eval_step("val", self.task.val_splits, batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        logged = self._eval_epoch_end("val", self.task.val_splits)
+        if self.trainer.sanity_checking:
+            return
+        watched = self.task.solved_metric
+        threshold = self.task.success_threshold()
+        if watched and threshold is not None and self.solved_at is None:
+            value = logged.get(watched)
+            if value is not None and math.isfinite(value) and value < threshold:
+                self.solved_at = int(self.global_step)
+        if self.solved_at is not None:
+            self.log("solved_at", float(self.solved_at))
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self._eval_step("test", self.task.test_splits, batch, dataloader_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test", self.task.test_splits)
+
+    # --- checkpoint state -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["solved_at"] = self.solved_at
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.solved_at = checkpoint.get("solved_at")
+
+    # --- optimiser --------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optim = dict(self.hparams.optim)
+        name = optim.pop("name", "adam")
+        return OPTIMIZERS[name](self.model.parameters(), **optim)

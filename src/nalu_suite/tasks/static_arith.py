@@ -1,0 +1,143 @@
+"""Static simple-function task (Trask et al. 2018 §4.1, Table 1; protocol of Madsen & Johansen 2020).
+
+Input ``x ~ U[interp_range]^100`` (extrapolation: ``U[extrap_range]^100``), target ``op(a, b)`` with
+``a``, ``b`` sums over two fixed slices (see ``tasks/arithmetic.py``). Model: ``unit.first`` (100 ->
+hidden) then ``unit.second`` (hidden -> 1); the paper stacks two NALUs, Madsen & Johansen use NAU then NMU.
+
+Metrics per split: ``mse``, the paper's ``normalized`` error (100 = the same architecture at random
+initialisation, averaged over ``baseline_draws`` draws; 0 = perfect) and, on extrapolation, ``success``
+(MSE below the ε = 1e-5 threshold) with ``solved_at``, the first validation step that met it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nalu_suite.errors import ConfigError, check_choice
+from nalu_suite.rng import generator
+from nalu_suite.tasks.arithmetic import OP_SYMBOLS, OPS, check_arith_config, draw_subsets, eps_threshold
+from nalu_suite.tasks.base import ArithmeticModel, Task
+from nalu_suite.units import UNIT_NAMES, build_unit
+
+
+def check_unit_layers(unit: dict[str, Any], allowed=UNIT_NAMES) -> None:
+    """Both layer names must be registered units."""
+    for layer in ("first", "second"):
+        check_choice(f"unit.{layer}", unit.get(layer), allowed)
+
+
+class TwoLayerModel(ArithmeticModel):
+    """``second(first(x))``: the two stacked arithmetic layers of the simple-function tasks."""
+
+    def __init__(self, unit: dict[str, Any], in_features: int, hidden: int, out_features: int = 1) -> None:
+        super().__init__()
+        try:
+            self.first = build_unit(unit["first"], in_features, hidden, **(unit.get("first_options") or {}))
+            self.second = build_unit(unit["second"], hidden, out_features, **(unit.get("second_options") or {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(str(err)) from err
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
+
+
+class StaticArithTask(Task):
+    name = "static_arith"
+    val_splits = ("val", "val_extrap")
+    test_splits = ("test/interp", "test/extrap")
+    monitor = "val/mse"
+    success_metric = "test/extrap/mse"
+    solved_metric = "val_extrap/mse"
+
+    def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
+        super().__init__(task, unit, seed)
+        check_arith_config(task)
+        check_unit_layers(unit)
+        self.op = task["op"]
+        self.input_size = int(task["input_size"])
+        self.hidden_size = int(task["hidden_size"])
+        self.eval_size = int(task.get("eval_size", 10_000))
+        self.subsets = draw_subsets(self.input_size, float(task["subset_ratio"]), float(task["overlap_ratio"]), seed)
+        self.mask_a, self.mask_b = self.subsets.masks(self.input_size)
+        self._baseline: dict[str, float] = {}
+        self._threshold: float | None = None
+
+    # --- data --------------------------------------------------------------------------------
+    def sample(self, g: torch.Generator, n: int, value_range) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.empty(n, self.input_size).uniform_(float(value_range[0]), float(value_range[1]), generator=g)
+        return x, self.target(x)
+
+    def sums(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x @ self.mask_a.to(x), x @ self.mask_b.to(x)], dim=-1)
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.sums(x.double()).unbind(-1)
+        return OPS[self.op](a, b).to(x.dtype).unsqueeze(-1)
+
+    def fixed_set(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed evaluation sets: ``val`` and ``test/interp`` interpolate, ``*extrap`` extrapolate."""
+        extrap = "extrap" in split
+        key = "extrap" if extrap else split  # validation-time and test-time extrapolation share one set
+        value_range = self.cfg["extrap_range"] if extrap else self.cfg["interp_range"]
+        return self.sample(generator(self.seed, "eval", key), self.eval_size, value_range)
+
+    def build_datamodule(self, data_dir: str | Path, batch_size: int):
+        from nalu_suite.data import BatchStream, TensorDataModule
+
+        def draw(g: torch.Generator, n: int):
+            return self.sample(g, n, self.cfg["interp_range"])
+
+        return TensorDataModule(
+            BatchStream(draw, batch_size, self.seed),
+            val=[self.fixed_set(s) for s in self.val_splits],
+            test=[self.fixed_set(s) for s in self.test_splits],
+            batch_size=batch_size,
+        )
+
+    def preview(self, n: int) -> list[dict[str, Any]]:
+        x, y = self.sample(generator(self.seed, "preview"), n, self.cfg["interp_range"])
+        s = self.subsets
+        rows = []
+        for xi, si, yi in zip(x, self.sums(x), y, strict=True):
+            rows.append(
+                {
+                    "text": f"a = sum(x[{s.a_start}:{s.a_stop}]) = {si[0]:.4f}, "
+                    f"b = sum(x[{s.b_start}:{s.b_stop}]) = {si[1]:.4f}, target = {OP_SYMBOLS[self.op]}",
+                    "inputs": [round(v, 4) for v in xi.tolist()],
+                    "target": yi.item(),
+                }
+            )
+        return rows
+
+    # --- model and metrics -------------------------------------------------------------------
+    def build_model(self) -> TwoLayerModel:
+        return TwoLayerModel(self.unit, self.input_size, self.hidden_size)
+
+    def success_threshold(self) -> float:
+        if self._threshold is None:
+            x, _ = self.fixed_set("test/extrap")
+            self._threshold = eps_threshold(self.sums(x.double()), x.double().sum(-1), self.op)
+        return self._threshold
+
+    def random_baseline_mse(self, split: str) -> float:
+        """MSE of freshly initialised models of this architecture, averaged over ``baseline_draws`` draws."""
+        if split not in self._baseline:
+            x, y = self.fixed_set(split)
+            errors = []
+            with torch.random.fork_rng():
+                for draw in range(int(self.cfg.get("baseline_draws", 10))):
+                    torch.manual_seed(10_000 + draw)
+                    with torch.no_grad():
+                        err = (self.build_model()(x).double() - y.double()).pow(2).mean()
+                    errors.append(float(err) if torch.isfinite(err) else float("inf"))
+            finite = [e for e in errors if e != float("inf")]
+            self._baseline[split] = sum(finite) / len(finite) if finite else float("inf")
+        return self._baseline[split]
+
+    def finalize_metrics(self, split: str, values: dict[str, float]) -> dict[str, float]:
+        baseline = self.random_baseline_mse(split)
+        normalized = 100.0 * values["mse"] / baseline if 0 < baseline < float("inf") else float("nan")
+        return {"mse": values["mse"], "mae": values["mae"], "normalized": normalized}

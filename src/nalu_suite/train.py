@@ -1,0 +1,212 @@
+"""Train one configuration: ``train(cfg) -> dict`` of final metrics, and the Hydra entry point.
+
+Usage (from the repository root)::
+
+    python train.py task=static_arith task.op=add unit=nau
+    python train.py -m task=static_arith task.op=add,mul unit=nalu,nau seed=0,1,2
+
+The run directory (Hydra's output dir) receives ``results.json`` (the metrics, under the same names
+the logger uses), ``checkpoints/{best,last}.ckpt``, the logger's files and the task's figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nalu_suite.errors import ConfigError
+
+log = logging.getLogger("nalu_suite")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def to_plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
+    if cfg is None:
+        return {}
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def build_system_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The plain values ``ArithmeticSystem`` is built from (and that its checkpoints store)."""
+    return {
+        "task": to_plain(cfg.task),
+        "unit": to_plain(cfg.unit),
+        "optim": to_plain(cfg.optim),
+        "regularizer": to_plain(cfg.get("regularizer")),
+        "seed": int(cfg.seed),
+    }
+
+
+def validate(cfg: DictConfig):
+    """Check the whole config before anything expensive happens; return the task object."""
+    from nalu_suite.tasks import build_task
+
+    for key in ("task", "unit", "optim", "trainer"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"config has no '{key}' section; pick one with {key}=<name>")
+    if int(cfg.get("batch_size", 1)) < 1:
+        raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
+    return build_task(to_plain(cfg.task), to_plain(cfg.unit), int(cfg.seed))
+
+
+def _callbacks(cfg: DictConfig, task, run_dir: Path) -> list:
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+
+    callbacks: list = []
+    cb = cfg.get("callbacks") or {}
+    if cb.get("checkpoint", True):
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="best",
+                monitor=task.monitor,
+                mode="min",
+                save_last=True,
+                save_top_k=1,
+            )
+        )
+    bar = cb.get("progress_bar", "tqdm")
+    if bar == "rich":
+        callbacks.append(RichProgressBar())
+    elif bar == "tqdm":
+        callbacks.append(TQDMProgressBar(refresh_rate=int(cb.get("refresh_rate", 50))))
+    return callbacks
+
+
+def _loggers(cfg: DictConfig) -> list:
+    from hydra.utils import instantiate
+
+    loggers = cfg.get("logger") or {}
+    if "_target_" in loggers:
+        loggers = {"main": loggers}
+    return [instantiate(conf) for conf in loggers.values() if conf and "_target_" in conf]
+
+
+def _resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            raise ConfigError(f"ckpt_path=last but {last} does not exist; nothing to resume")
+        return str(last)
+    if not Path(ckpt_path).exists():
+        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
+    return ckpt_path
+
+
+def collect_results(trainer, system, task, started: float) -> dict[str, float]:
+    """Final metrics (the names the logger used) plus success, solved_at and wall time."""
+    results: dict[str, float] = {}
+    for name, value in trainer.callback_metrics.items():
+        results[name] = float(value)
+    threshold = task.success_threshold()
+    if threshold is not None and task.success_metric in results:
+        value = results[task.success_metric]
+        success_name = task.success_metric.rsplit("/", 1)[0] + "/success"
+        results[success_name] = float(math.isfinite(value) and value < threshold)
+        results["success_threshold"] = threshold
+    results["solved_at"] = float(system.solved_at) if system.solved_at is not None else float("nan")
+    results["sparsity_error"] = float(system.model.sparsity_error())
+    results["train_steps"] = float(trainer.global_step)
+    results["wall_time_s"] = round(time.time() - started, 2)
+    return dict(sorted(results.items()))
+
+
+def print_results(results: dict[str, float], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in results.items():
+        table.add_row(name, f"{value:.6g}")
+    Console().print(table)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train and test one configuration; write ``results.json`` in the run directory; return the metrics."""
+    started = time.time()
+    task = validate(cfg)
+
+    import lightning as L
+
+    from nalu_suite.system import ArithmeticSystem
+
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), run_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    system = ArithmeticSystem(**build_system_kwargs(cfg))
+    datamodule = system.task.build_datamodule(cfg.paths.data_dir, int(cfg.batch_size))
+    callbacks = _callbacks(cfg, system.task, run_dir)
+    trainer = L.Trainer(
+        **to_plain(cfg.trainer),
+        callbacks=callbacks,
+        logger=_loggers(cfg) or False,
+        default_root_dir=str(run_dir),
+    )
+    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    has_best = any(getattr(cb, "best_model_path", "") for cb in trainer.checkpoint_callbacks)
+    trainer.test(system, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
+
+    results = collect_results(trainer, system, system.task, started)
+    figures = system.task.make_figures(system.model, run_dir)
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image") and figures:
+            logger.log_image(key="figures", images=[str(p) for p in figures])
+    if trainer.is_global_zero:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+        print_results(results, f"{cfg.task.name} · unit={cfg.unit.name} · seed={cfg.seed}")
+        log.info("results written to %s", run_dir / "results.json")
+    return results
+
+
+def objective(cfg: DictConfig, results: dict[str, float]) -> float | None:
+    """The value a Hydra sweeper optimises (``optimized_metric``), or None."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in results:
+        raise ConfigError(f"optimized_metric={name!r} is not a metric of this run; have: {', '.join(results)}")
+    return results[name]
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Hydra entry: train, turn config mistakes into a one-line error, return the sweep objective."""
+    try:
+        results = train(cfg)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if "wandb" in sys.modules:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+    return objective(cfg, results)
+
+
+def main() -> None:
+    """Console entry point ``nalu-train`` (needs the repository's ``conf/``; use an editable install)."""
+    import hydra
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")(run)()
+
+
+if __name__ == "__main__":
+    main()

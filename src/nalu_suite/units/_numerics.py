@@ -1,0 +1,131 @@
+"""Numerical helpers shared by the units: NAC weight parametrisation and init, bounded exp/product.
+
+Every clamp in the package that is *not* from the literature is defined here, so it is documented once:
+
+* ``MAX_EXPONENT = 30`` (project addition). The multiplicative units (NAC•, NALU, NMU, NPU, RealNPU)
+  compute ``exp(z)`` of a log-space sum ``z``; we clamp ``z <= MAX_EXPONENT`` so ``|y| <= e**30 ~ 1.07e13``.
+  This keeps a product of two inputs of magnitude 1e6 (1e12) representable, while the gradient of a
+  squared-error loss through the log path, ``~ 2 y**2 / eps`` with ``eps = 1e-7``, stays ``~ 1e33``, well
+  inside float32's 3.4e38 (an ``exp`` clamp of ~44, i.e. ``sqrt(float32 max)``, would already overflow
+  ``y**2 / eps``). Gradients are exact below the clamp and zero above it (``torch.clamp`` semantics).
+  iNALU keeps its own published ``omega = 20``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: Upper bound on log-space sums before ``exp`` (project addition, see module docstring).
+MAX_EXPONENT = 30.0
+
+
+def nac_weight(w_hat: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
+    """NAC weight ``W = tanh(W_hat) * sigmoid(M_hat)`` (Trask et al. 2018, eq. 1); W lies in (-1, 1)."""
+    return torch.tanh(w_hat) * torch.sigmoid(m_hat)
+
+
+def nac_weight_variance(r: float) -> float:
+    """``Var[tanh(w) * sigmoid(m)]`` for independent ``w, m ~ U[-r, r]``.
+
+    Derived in closed form: ``E[tanh] = 0`` so the variance is ``E[tanh^2] E[sigmoid^2]`` with
+    ``E[tanh^2] = 1 - tanh(r)/r`` (``tanh^2 = 1 - tanh'``) and
+    ``E[sigmoid^2] = (r - tanh(r/2)) / (2r)`` (``sigmoid^2 = sigmoid - sigmoid'`` and the integral of
+    ``sigmoid`` is ``softplus``).
+    Increases monotonically from 0 (r -> 0) towards 1/2 (r -> inf).
+    """
+    if r <= 0.0:
+        return 0.0
+    return (1.0 - math.tanh(r) / r) * (r - math.tanh(r / 2.0)) / (2.0 * r)
+
+
+#: Upper end of the search interval for :func:`nac_init_range` (the answer if the target is out of reach).
+NAC_INIT_R_MAX = 10.0
+#: Largest target variance used by :func:`nac_init_range`; ``Var[W] < 1/2`` for every r, so Glorot's
+#: ``2 / (fan_in + fan_out)`` is capped at 2/5 (i.e. ``fan_in + fan_out`` is treated as at least 5).
+NAC_INIT_MAX_VARIANCE = 0.4
+
+
+def nac_init_range(fan_in: int, fan_out: int) -> float:
+    """``r`` such that ``W_hat, M_hat ~ U[-r, r]`` gives ``Var[W] = 2 / (fan_in + fan_out)`` (Glorot).
+
+    Solved by bisection on :func:`nac_weight_variance` (the same criterion as Madsen & Johansen's
+    stable-nalu initialisation). The target is capped at ``NAC_INIT_MAX_VARIANCE`` because the variance
+    of ``tanh * sigmoid`` can never reach 1/2.
+    """
+    target = min(2.0 / (fan_in + fan_out), NAC_INIT_MAX_VARIANCE)
+    lo, hi = 0.0, NAC_INIT_R_MAX
+    if nac_weight_variance(hi) <= target:
+        return hi
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if nac_weight_variance(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
+    """``exp(min(z, max_exponent))``; the clamp is a project addition (see module docstring)."""
+    return torch.exp(torch.clamp(z, max=max_exponent))
+
+
+class _BoundedProd(torch.autograd.Function):
+    """Product over the last dimension with a bounded magnitude and finite, exact-where-possible gradients.
+
+    Forward: ``y = prod_i f_i``. Where ``L = sum_i log|f_i| <= max_exponent`` and ``torch.prod`` neither
+    over- nor underflowed, the direct product is used (bit-exact for small integers); otherwise
+    ``y = sign * exp(min(L, max_exponent))`` with ``sign`` the parity of the negative factors. Any zero
+    factor gives ``y = 0`` exactly.
+
+    Backward: ``dy/df_i = prod_{k != i} f_k`` computed in log-space with explicit zero handling, so zero
+    factors never produce ``0 * inf`` or ``0 / 0`` (``torch.prod`` is exact for zeros but overflows for
+    large factors):
+
+    * no zero factor: ``sign * sign(f_i) * exp(L - log|f_i|)`` where ``L <= max_exponent``; zero where the
+      forward was clamped (``L > max_exponent``), as ``torch.clamp`` would give;
+    * exactly one zero factor ``f_z``: only ``dy/df_z`` is non-zero (the product of the others);
+    * two or more zero factors: all zero.
+
+    The exclusive-product exponent is also clamped at ``max_exponent`` (it can exceed ``L`` when some
+    ``|f_i| < 1``), which bounds the gradient at ``e**max_exponent`` per factor.
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, max_exponent: float) -> torch.Tensor:  # type: ignore[override]
+        is_zero = f == 0
+        n_zero = is_zero.sum(dim=-1)
+        log_abs = torch.where(
+            is_zero, torch.zeros_like(f), torch.where(is_zero, torch.ones_like(f), f).abs().log()
+        )
+        total = log_abs.sum(dim=-1)
+        n_neg = (f < 0).sum(dim=-1)
+        sign = 1.0 - 2.0 * (n_neg % 2).to(f.dtype)
+        direct = torch.prod(f, dim=-1)
+        bounded = sign * torch.exp(torch.clamp(total, max=max_exponent))
+        # the direct product is preferred (exact for small integers) unless it over- or underflowed
+        use_direct = torch.isfinite(direct) & (direct != 0) & (total <= max_exponent)
+        y = torch.where(n_zero > 0, torch.zeros_like(direct), torch.where(use_direct, direct, bounded))
+        ctx.save_for_backward(f, log_abs, total, n_zero, sign)
+        ctx.max_exponent = max_exponent
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+        f, log_abs, total, n_zero, sign = ctx.saved_tensors
+        is_zero = f == 0
+        others_log = torch.clamp(total.unsqueeze(-1) - log_abs, max=ctx.max_exponent)
+        others_sign = torch.where(is_zero, sign.unsqueeze(-1), sign.unsqueeze(-1) * torch.sign(f))
+        no_zero_ok = ((n_zero == 0) & (total <= ctx.max_exponent)).unsqueeze(-1)
+        one_zero_ok = (n_zero == 1).unsqueeze(-1) & is_zero
+        valid = no_zero_ok | one_zero_ok
+        d_f = torch.where(valid, others_sign * torch.exp(others_log), torch.zeros_like(f))
+        return grad_y.unsqueeze(-1) * d_f, None
+
+
+def bounded_prod(f: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
+    """``prod(f, dim=-1)`` with ``|result| <= e**max_exponent`` and finite gradients (``_BoundedProd``)."""
+    return _BoundedProd.apply(f, max_exponent)

@@ -1,0 +1,94 @@
+"""Neural Power Unit, NPU (Heim, Pevný & Šmídl, "Neural Power Units", NeurIPS 2020, Sec. 3).
+
+The NPU computes ``prod_i x_i ** W_ij`` for real (also negative) ``x`` via the complex logarithm
+``log x = log|x| + i*pi*[x < 0]`` with a complex weight ``W = W_r + i W_i``, plus a relevance gate per input:
+
+    g_hat = clamp(g, 0, 1)
+    r     = g_hat * (|x| + eps) + (1 - g_hat)        (g_hat = 0 turns input i into the neutral factor 1)
+    k     = pi * g_hat * [x < 0]
+    y     = exp(W_r log r - W_i k) * cos(W_i log r + W_r k)
+
+Clamps / epsilons:
+
+* ``eps = torch.finfo(torch.float32).eps`` (~1.19e-7) inside ``|x| + eps``, as in the paper's implementation;
+  ``r >= eps`` whenever ``g_hat = 1``, so the log and its gradient (``<= 1/eps``) are finite at ``x = 0``.
+* ``g`` is clamped to ``[0, 1]`` in ``forward`` (the paper's ``min(max(g, 0), 1)``) and by ``project_()``.
+* The exponent ``W_r log r - W_i k`` is clamped to ``<= max_exponent = 30`` before ``exp`` (project
+  addition, see ``_numerics.MAX_EXPONENT``); the cosine needs no clamp.
+
+Initialisation (paper): ``W_r`` Glorot-uniform, ``W_i = 0``, ``g = 0.5``.
+``regularizer()`` is the L1 penalty of the paper, normalised as a mean: ``mean(|W_r| ++ |W_i|)`` over all
+entries of both matrices (the paper's beta schedule is the trainer's job; the mean rather than the sum
+keeps its scale independent of the layer size). ``sparsity_error()`` covers ``W_r`` and ``W_i``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._numerics import MAX_EXPONENT, bounded_exp
+from .base import ArithmeticUnit
+
+#: The paper's epsilon: float32 machine epsilon.
+NPU_EPS = float(torch.finfo(torch.float32).eps)
+
+
+class _NPUBase(ArithmeticUnit):
+    """Parameters, init, regulariser and projection shared by NPU and RealNPU."""
+
+    has_imaginary = True
+
+    def __init__(
+        self, in_features: int, out_features: int, eps: float = NPU_EPS, max_exponent: float = MAX_EXPONENT
+    ) -> None:
+        super().__init__(in_features, out_features)
+        self.eps = eps
+        self.max_exponent = max_exponent
+        self.W_real = nn.Parameter(torch.empty(out_features, in_features))
+        if self.has_imaginary:
+            self.W_imag = nn.Parameter(torch.empty(out_features, in_features))
+        else:
+            self.register_parameter("W_imag", None)
+        self.gate = nn.Parameter(torch.empty(in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.W_real)
+        if self.W_imag is not None:
+            nn.init.zeros_(self.W_imag)
+        nn.init.constant_(self.gate, 0.5)
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        if self.W_imag is None:
+            return {"W_real": self.W_real}
+        return {"W_real": self.W_real, "W_imag": self.W_imag}
+
+    def regularizer(self) -> torch.Tensor:
+        return torch.cat([w.abs().flatten() for w in self.effective_weights().values()]).mean()
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        self.gate.clamp_(0.0, 1.0)
+
+    def _log_r_and_k(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.clamp(self.gate, 0.0, 1.0)
+        r = g * (x.abs() + self.eps) + (1 - g)
+        k = math.pi * g * (x < 0).to(x.dtype)
+        return torch.log(r), k
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, eps={self.eps}, max_exponent={self.max_exponent}"
+
+
+class NPU(_NPUBase):
+    """NPU with real part ``W_real``, imaginary part ``W_imag`` and per-input relevance gate ``gate``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_r, k = self._log_r_and_k(x)
+        z_re = F.linear(log_r, self.W_real) - F.linear(k, self.W_imag)
+        z_im = F.linear(k, self.W_real) + F.linear(log_r, self.W_imag)
+        return bounded_exp(z_re, self.max_exponent) * torch.cos(z_im)
