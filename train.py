@@ -1,8 +1,8 @@
 """Train a model: ``python train.py task=num2words unit=nalu`` (see README.md and conf/train.yaml)."""
 
-import hydra
+from pathlib import Path
 
-from nalu_suite.train import run
+from nalu_suite.train import main
 
 if __name__ == "__main__":
-    hydra.main(config_path="conf", config_name="train", version_base="1.3")(run)()
+    main(Path(__file__).parent / "conf")

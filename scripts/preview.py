@@ -16,6 +16,8 @@ import sys
 from omegaconf import OmegaConf
 
 from nalu_suite.config import compose
+from hydra.errors import HydraException
+
 from nalu_suite.errors import ConfigError
 from nalu_suite.tasks import build_task
 
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> int:
             int(cfg.seed),
         )
         rows = task.preview(n)
-    except ConfigError as err:
+    except (ConfigError, HydraException) as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     for row in rows:

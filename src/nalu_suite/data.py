@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    DistributedSampler,
+    IterableDataset,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from nalu_suite.rng import derive_seed
 
@@ -19,9 +26,12 @@ Sampler = Callable[[torch.Generator, int], tuple[torch.Tensor, ...]]
 
 
 class BatchStream(IterableDataset):
-    """Endless batches from ``sample(generator, n) -> tensors``; each iteration restarts at batch 0.
+    """Endless batches from ``sample(generator, n) -> tensors``, reproducible from ``seed``.
 
-    ``skip(k)`` makes the next iteration start at batch ``k`` (used when resuming a run).
+    ``start``: the batch the next iteration begins with (a resumed run sets it to its global step, so
+    it sees the batches an uninterrupted run would). ``shard = (rank, world_size)``: under DDP each
+    process yields its slice of the same global batch, so ``batch_size`` means the same thing for any
+    process count and a 2-process run computes the same gradient as a 1-process run.
     """
 
     def __init__(self, sample: Sampler, batch_size: int, seed: int, chunk: int = 100) -> None:
@@ -30,19 +40,22 @@ class BatchStream(IterableDataset):
         self.seed = seed
         self.chunk = chunk
         self.start = 0
+        self.shard = (0, 1)
 
     def _chunk(self, index: int) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(derive_seed(self.seed, "train", index))
         return self.sample(g, self.chunk * self.batch_size)
 
     def __iter__(self):
+        rank, world = self.shard
+        part = self.batch_size // world
         batch = self.start
         while True:
             index, offset = divmod(batch, self.chunk)
             tensors = self._chunk(index)
             for i in range(offset, self.chunk):
-                lo = i * self.batch_size
-                yield tuple(t[lo : lo + self.batch_size] for t in tensors)
+                lo = i * self.batch_size + rank * part
+                yield tuple(t[lo : lo + part] for t in tensors)
                 batch += 1
 
 
@@ -66,13 +79,38 @@ class TensorDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.shuffle = shuffle
 
+    def setup(self, stage: str) -> None:
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return
+        if self.batch_size % trainer.world_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} is not divisible by the {trainer.world_size} processes; "
+                "batch_size is the global batch, split evenly across processes"
+            )
+        if isinstance(self.train_set, BatchStream):
+            self.train_set.shard = (trainer.global_rank, trainer.world_size)
+
     def train_dataloader(self):
+        if isinstance(self.train_set, BatchStream):
+            # a resumed run (global step restored before this is called) continues where it stopped
+            self.train_set.start = self.trainer.global_step if self.trainer else 0
         if isinstance(self.train_set, IterableDataset):
             return DataLoader(self.train_set, batch_size=None)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=self.shuffle)
+        world = self.trainer.world_size if self.trainer else 1
+        if world == 1:
+            return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=self.shuffle)
+        sampler = DistributedSampler(self.train_set, world, self.trainer.global_rank, shuffle=self.shuffle)
+        return DataLoader(self.train_set, batch_size=self.batch_size // world, sampler=sampler)
 
     def _eval(self, sets):
-        return [DataLoader(s, batch_size=self.eval_batch_size) for s in sets]
+        # fetch whole slices (one index list per batch) instead of collating sample by sample
+        return [
+            DataLoader(
+                s, sampler=BatchSampler(SequentialSampler(s), self.eval_batch_size, False), batch_size=None
+            )
+            for s in sets
+        ]
 
     def val_dataloader(self):
         return self._eval(self.val_sets)

@@ -43,3 +43,27 @@ class ErrorStats(Metric):
             "rel_err": self.sae / self.sum_abs_target.clamp_min(1e-12),
             "exact": self.exact / self.count.clamp_min(1),
         }
+
+
+class PerGroupMAE(Metric):
+    """Mean absolute error per named group of outputs.
+
+    Predictions are ``(batch, groups, members)`` against a ``(batch,)`` target; each group's error is
+    averaged over its members (e.g. the identity-failure task's models per activation)."""
+
+    full_state_update = False
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+        self.add_state("sae", default=torch.zeros(len(names), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        err = (pred.double() - target.double().reshape(-1, 1, 1)).abs()
+        self.sae += err.mean(dim=2).sum(dim=0)
+        self.count += target.shape[0]
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        mae = self.sae / self.count.clamp_min(1)
+        return {f"{a}/mae": mae[i] for i, a in enumerate(self.names)} | {"mae": mae.mean()}

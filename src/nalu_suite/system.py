@@ -18,7 +18,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from nalu_suite.errors import check_choice
+from nalu_suite.divergence import DivergenceError
+from nalu_suite.optim import build_optimizer, check_optim
 from nalu_suite.tasks import build_task
 
 OPTIMIZERS = {
@@ -29,8 +30,7 @@ OPTIMIZERS = {
 }
 
 
-class DivergenceError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+SCHEDULES = ("none", "cosine")
 
 
 class ArithmeticSystem(L.LightningModule):
@@ -44,14 +44,11 @@ class ArithmeticSystem(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        check_choice("optim.name", optim.get("name", "adam"), OPTIMIZERS)
+        check_optim(optim)
         self.task = build_task(task, unit, seed)
         self.model = self.task.build_model()
         self.metrics = nn.ModuleDict(
-            {
-                self._key("val", split): self.task.make_metric(split)
-                for split in self.task.val_splits
-            }
+            {self._key("val", split): self.task.make_metric(split) for split in self.task.val_splits}
             | {self._key("test", split): self.task.make_metric(split) for split in self.task.test_splits}
         )
         self.reg = {"weight": 0.0, "start": 0, "end": 0} | dict(regularizer or {})
@@ -81,12 +78,18 @@ class ArithmeticSystem(L.LightningModule):
         if not torch.isfinite(loss):
             raise DivergenceError(
                 f"loss became {loss.item()} at step {self.global_step} with unit {self.unit_label!r} "
-                f"(task {self.task.name}); the last good checkpoint is the run's last.ckpt, if one was saved"
+                f"(task {self.task.name}); {self._last_checkpoint_note()}"
             )
-        self.log("train/loss", task_loss, prog_bar=True)
+        self.log("train/loss", task_loss, prog_bar=True, sync_dist=True)
         if lam:
             self.log("train/reg_weight", lam)
         return loss
+
+    def _last_checkpoint_note(self) -> str:
+        for cb in self.trainer.checkpoint_callbacks:
+            if getattr(cb, "last_model_path", ""):
+                return f"the last good checkpoint is {cb.last_model_path}"
+        return "no checkpoint was saved before it (lower optim.lr or validate more often)"
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.model.project_()
@@ -140,6 +143,4 @@ class ArithmeticSystem(L.LightningModule):
 
     # --- optimiser --------------------------------------------------------------------------
     def configure_optimizers(self):
-        optim = dict(self.hparams.optim)
-        name = optim.pop("name", "adam")
-        return OPTIMIZERS[name](self.model.parameters(), **optim)
+        return build_optimizer(self.model.parameters(), self.hparams.optim, int(self.trainer.max_steps))

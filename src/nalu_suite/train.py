@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nalu_suite.config import CONF_DIR
 from nalu_suite.errors import ConfigError
 
 log = logging.getLogger("nalu_suite")
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def to_plain(cfg: DictConfig | dict | None) -> dict[str, Any]:
@@ -49,11 +48,13 @@ def build_system_kwargs(cfg: DictConfig) -> dict[str, Any]:
 
 def validate(cfg: DictConfig):
     """Check the whole config before anything expensive happens; return the task object."""
+    from nalu_suite.optim import check_optim
     from nalu_suite.tasks import build_task
 
     for key in ("task", "unit", "optim", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"config has no '{key}' section; pick one with {key}=<name>")
+    check_optim(to_plain(cfg.optim))
     if int(cfg.get("batch_size", 1)) < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
     return build_task(to_plain(cfg.task), to_plain(cfg.unit), int(cfg.seed))
@@ -61,6 +62,8 @@ def validate(cfg: DictConfig):
 
 def _callbacks(cfg: DictConfig, task, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+
+    from nalu_suite.callbacks import WandbExtras
 
     callbacks: list = []
     cb = cfg.get("callbacks") or {}
@@ -80,6 +83,7 @@ def _callbacks(cfg: DictConfig, task, run_dir: Path) -> list:
         callbacks.append(RichProgressBar())
     elif bar == "tqdm":
         callbacks.append(TQDMProgressBar(refresh_rate=int(cb.get("refresh_rate", 50))))
+    callbacks.append(WandbExtras(cfg))  # full config + final checkpoints to W&B; no-op without logger=wandb
     return callbacks
 
 
@@ -105,17 +109,35 @@ def _resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
     return ckpt_path
 
 
-def collect_results(trainer, system, task, started: float) -> dict[str, float]:
-    """Final metrics (the names the logger used) plus success, solved_at and wall time."""
-    results: dict[str, float] = {}
-    for name, value in trainer.callback_metrics.items():
-        results[name] = float(value)
+def add_success(results: dict[str, float], task) -> None:
+    """Madsen & Johansen's success criterion: ``<split>/success`` = 1 if the task's success metric
+    (e.g. ``test/extrap/mse``) is below its threshold."""
     threshold = task.success_threshold()
     if threshold is not None and task.success_metric in results:
         value = results[task.success_metric]
         success_name = task.success_metric.rsplit("/", 1)[0] + "/success"
         results[success_name] = float(math.isfinite(value) and value < threshold)
         results["success_threshold"] = threshold
+
+
+def write_results(results: dict[str, float], run_dir: Path, title: str) -> None:
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+    print_results(results, title)
+    log.info("results written to %s", run_dir / "results.json")
+
+
+def collect_results(fit_metrics: dict, trainer, system, task, started: float) -> dict[str, float]:
+    """Final metrics (the names the logger used) plus success, solved_at and wall time.
+
+    ``fit_metrics`` are the values at the end of training (the last validation); test metrics come
+    from the best checkpoint by ``task.monitor``, whose value is reported as ``<monitor>_best``.
+    """
+    results = {name: float(value) for name, value in fit_metrics.items()}
+    results.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "best_model_score", None) is not None:
+            results[f"{task.monitor}_best"] = float(cb.best_model_score)
+    add_success(results, task)
     results["solved_at"] = float(system.solved_at) if system.solved_at is not None else float("nan")
     results["sparsity_error"] = float(system.model.sparsity_error())
     results["train_steps"] = float(trainer.global_step)
@@ -138,7 +160,7 @@ def print_results(results: dict[str, float], title: str) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test one configuration; write ``results.json`` in the run directory; return the metrics."""
     started = time.time()
-    task = validate(cfg)
+    validate(cfg)
 
     import lightning as L
 
@@ -147,6 +169,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), run_dir)
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
     system = ArithmeticSystem(**build_system_kwargs(cfg))
@@ -156,21 +182,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         **to_plain(cfg.trainer),
         callbacks=callbacks,
         logger=_loggers(cfg) or False,
+        enable_progress_bar=(cfg.get("callbacks") or {}).get("progress_bar", "tqdm") != "none",
         default_root_dir=str(run_dir),
     )
     trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_metrics = dict(trainer.callback_metrics)
     has_best = any(getattr(cb, "best_model_path", "") for cb in trainer.checkpoint_callbacks)
     trainer.test(system, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
 
-    results = collect_results(trainer, system, system.task, started)
+    results = collect_results(fit_metrics, trainer, system, system.task, started)
     figures = system.task.make_figures(system.model, run_dir)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image") and figures:
             logger.log_image(key="figures", images=[str(p) for p in figures])
     if trainer.is_global_zero:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
-        print_results(results, f"{cfg.task.name} · unit={cfg.unit.name} · seed={cfg.seed}")
-        log.info("results written to %s", run_dir / "results.json")
+        write_results(results, run_dir, f"{cfg.task.name} · unit={cfg.unit.name} · seed={cfg.seed}")
     return results
 
 
@@ -180,17 +206,24 @@ def objective(cfg: DictConfig, results: dict[str, float]) -> float | None:
     if not name:
         return None
     if name not in results:
-        raise ConfigError(f"optimized_metric={name!r} is not a metric of this run; have: {', '.join(results)}")
+        raise ConfigError(
+            f"optimized_metric={name!r} is not a metric of this run; have: {', '.join(results)}"
+        )
     return results[name]
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Hydra entry: train, turn config mistakes into a one-line error, return the sweep objective."""
+    """Hydra entry: train, turn config mistakes and divergence into a one-line error, return the sweep objective."""
+    from nalu_suite.divergence import DivergenceError
+
     try:
         results = train(cfg)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         sys.exit(2)
+    except DivergenceError as err:
+        print(f"training diverged: {err}", file=sys.stderr)
+        sys.exit(3)
     finally:
         if "wandb" in sys.modules:
             import wandb
@@ -200,12 +233,11 @@ def run(cfg: DictConfig) -> float | None:
     return objective(cfg, results)
 
 
-def main() -> None:
-    """Console entry point ``nalu-train`` (needs the repository's ``conf/``; use an editable install)."""
+def main(conf_dir: str | Path = CONF_DIR) -> None:
+    """Hydra entry point. ``nalu-train`` uses the repository's ``conf/`` (needs an editable install)."""
     import hydra
 
-    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")(run)()
+    hydra.main(config_path=str(Path(conf_dir).resolve()), config_name="train", version_base="1.3")(run)()
 
 
 if __name__ == "__main__":

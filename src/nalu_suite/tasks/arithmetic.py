@@ -1,4 +1,4 @@
-"""What the static and recurrent arithmetic tasks share (Trask et al. 2018 §4.1; setup of Madsen & Johansen 2020).
+"""What the static and recurrent arithmetic tasks share (Trask et al. 2018 §4.1, Madsen & Johansen 2020).
 
 ``a`` and ``b`` are sums over two fixed, overlapping, contiguous slices of the input, placed at a
 random offset drawn once per seed (kevinzakka/NALU-pytorch#3: resampling the slices per sample makes
@@ -24,7 +24,14 @@ OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "square": lambda a, b: a * a,
     "sqrt": lambda a, b: torch.sqrt(a),
 }
-OP_SYMBOLS = {"add": "a + b", "sub": "a - b", "mul": "a * b", "div": "a / b", "square": "a^2", "sqrt": "sqrt(a)"}
+OP_SYMBOLS = {
+    "add": "a + b",
+    "sub": "a - b",
+    "mul": "a * b",
+    "div": "a / b",
+    "square": "a^2",
+    "sqrt": "sqrt(a)",
+}
 
 #: Madsen & Johansen's success criterion: MSE below that of the exact solution with weights off by this.
 SUCCESS_EPS = 1e-5

@@ -18,8 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from nalu_suite.metrics import ErrorStats
-
 
 class ArithmeticModel(nn.Module):
     """An ``nn.Module`` whose arithmetic parts expose ``regularizer``, ``sparsity_error`` and ``project_``.
@@ -99,8 +97,11 @@ class Task:
         return torch.nn.functional.mse_loss(pred, target)
 
     # --- metrics -----------------------------------------------------------------------------
-    def make_metric(self, split: str) -> ErrorStats:
-        """A fresh metric for ``split``; ``compute()`` returns ``{name: value}``."""
+    def make_metric(self, split: str):
+        """A fresh ``torchmetrics.Metric`` for ``split``; ``compute()`` returns ``{name: value}``.
+        Default: :class:`nalu_suite.metrics.ErrorStats`, imported here (torchmetrics is slow to import)."""
+        from nalu_suite.metrics import ErrorStats
+
         return ErrorStats()
 
     def finalize_metrics(self, split: str, values: dict[str, float]) -> dict[str, float]:

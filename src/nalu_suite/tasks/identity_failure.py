@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import Metric
 
 from nalu_suite.errors import ConfigError, check_choice, check_range
 from nalu_suite.rng import generator
@@ -41,11 +40,21 @@ ACTIVATIONS = {
 
 
 class EnsembleMLP(nn.Module):
-    """``n`` independent MLPs ``1 -> width x depth -> 1`` with one activation, as batched matmuls."""
+    """Independent MLPs ``1 -> width x depth -> 1``, evaluated together as batched matmuls.
 
-    def __init__(self, activation: str, n: int, width: int = 8, depth: int = 3) -> None:
+    ``activations[i]`` is the nonlinearity of member ``i``; members with the same activation are
+    adjacent, so each layer is one ``baddbmm`` plus one activation call per distinct activation.
+    """
+
+    def __init__(self, activations: list[str], width: int = 8, depth: int = 3) -> None:
         super().__init__()
-        self.activation = activation
+        self.groups: list[tuple[str, int, int]] = []  # (activation, first member, end)
+        for i, name in enumerate(activations):
+            if self.groups and self.groups[-1][0] == name and self.groups[-1][2] == i:
+                self.groups[-1] = (name, self.groups[-1][1], i + 1)
+            else:
+                self.groups.append((name, i, i + 1))
+        n = len(activations)
         sizes = [1] + [width] * depth + [1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -55,50 +64,26 @@ class EnsembleMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (batch,) -> predictions (n, batch)."""
-        act = ACTIVATIONS[self.activation]
+        """``x``: (batch,) -> predictions (members, batch)."""
         h = x.reshape(1, -1, 1).expand(self.weights[0].shape[0], -1, -1)
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(b, h, w)
             if i < last:
-                h = act(h)
+                h = torch.cat([ACTIVATIONS[name](h[lo:hi]) for name, lo, hi in self.groups])
         return h.squeeze(-1)
 
 
 class IdentityModel(ArithmeticModel):
-    """One ensemble per activation; output (batch, activations, models)."""
+    """``models`` MLPs per activation; output (batch, activations, models)."""
 
     def __init__(self, activations: list[str], n: int, width: int, depth: int) -> None:
         super().__init__()
-        self.activations = list(activations)
-        self.ensembles = nn.ModuleList(EnsembleMLP(a, n, width, depth) for a in activations)
+        self.shape = (len(activations), n)
+        self.ensemble = EnsembleMLP([a for a in activations for _ in range(n)], width, depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([e(x).T for e in self.ensembles], dim=1)
-
-
-class PerActivationError(Metric):
-    """Mean absolute error per activation (averaged over its models), from summed states."""
-
-    full_state_update = False
-
-    def __init__(self, activations: list[str]) -> None:
-        super().__init__()
-        self.activations = activations
-        self.add_state(
-            "sae", default=torch.zeros(len(activations), dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        err = (pred.double() - target.double().reshape(-1, 1, 1)).abs()
-        self.sae += err.mean(dim=2).sum(dim=0)
-        self.count += target.shape[0]
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        mae = self.sae / self.count.clamp_min(1)
-        return {f"{a}/mae": mae[i] for i, a in enumerate(self.activations)} | {"mae": mae.mean()}
+        return self.ensemble(x).T.reshape(-1, *self.shape)
 
 
 class IdentityFailureTask(Task):
@@ -163,8 +148,10 @@ class IdentityFailureTask(Task):
         # summed over the independent models, so each gets the gradient it would get alone
         return (pred - target.reshape(-1, 1, 1)).pow(2).mean(dim=0).sum()
 
-    def make_metric(self, split: str) -> PerActivationError:
-        return PerActivationError(self.activations)
+    def make_metric(self, split: str):
+        from nalu_suite.metrics import PerGroupMAE
+
+        return PerGroupMAE(self.activations)
 
     def preview(self, n: int) -> list[dict[str, Any]]:
         x, y = self.sample(generator(self.seed, "preview"), n, *self.train_range)
@@ -183,8 +170,12 @@ class IdentityFailureTask(Task):
         with torch.no_grad():
             err = (model(x) - x.reshape(-1, 1, 1)).abs().mean(dim=2)  # (points, activations)
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        colors = plt.get_cmap("tab20").colors
         for i, name in enumerate(self.activations):
-            ax.plot(x.numpy(), err[:, i].numpy(), label=name, linewidth=1.2)
+            style = "-" if i < 10 else "--"
+            ax.plot(
+                x.numpy(), err[:, i].numpy(), style, color=colors[(2 * i) % 20], label=name, linewidth=1.2
+            )
         ax.axvspan(*self.train_range, color="grey", alpha=0.15, label="training range")
         ax.set_yscale("log")
         ax.set_xlabel("input x")

@@ -36,7 +36,9 @@ class TwoLayerModel(ArithmeticModel):
         super().__init__()
         try:
             self.first = build_unit(unit["first"], in_features, hidden, **(unit.get("first_options") or {}))
-            self.second = build_unit(unit["second"], hidden, out_features, **(unit.get("second_options") or {}))
+            self.second = build_unit(
+                unit["second"], hidden, out_features, **(unit.get("second_options") or {})
+            )
         except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from err
 
@@ -55,19 +57,26 @@ class StaticArithTask(Task):
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
         super().__init__(task, unit, seed)
         check_arith_config(task)
-        check_unit_layers(unit)
+        self.check_units(unit)
         self.op = task["op"]
         self.input_size = int(task["input_size"])
         self.hidden_size = int(task["hidden_size"])
         self.eval_size = int(task.get("eval_size", 10_000))
-        self.subsets = draw_subsets(self.input_size, float(task["subset_ratio"]), float(task["overlap_ratio"]), seed)
+        self.subsets = draw_subsets(
+            self.input_size, float(task["subset_ratio"]), float(task["overlap_ratio"]), seed
+        )
         self.mask_a, self.mask_b = self.subsets.masks(self.input_size)
         self._baseline: dict[str, float] = {}
         self._threshold: float | None = None
 
+    def check_units(self, unit: dict[str, Any]) -> None:
+        check_unit_layers(unit)
+
     # --- data --------------------------------------------------------------------------------
     def sample(self, g: torch.Generator, n: int, value_range) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.empty(n, self.input_size).uniform_(float(value_range[0]), float(value_range[1]), generator=g)
+        x = torch.empty(n, self.input_size).uniform_(
+            float(value_range[0]), float(value_range[1]), generator=g
+        )
         return x, self.target(x)
 
     def sums(self, x: torch.Tensor) -> torch.Tensor:

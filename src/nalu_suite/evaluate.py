@@ -1,0 +1,132 @@
+"""Evaluate a checkpoint on its task's test splits, optionally with changed task values.
+
+    python eval.py ckpt_path=logs/recurrent_arith/runs/<run>/checkpoints/best.ckpt task.extrap_length=2000
+    python eval.py ckpt_path=PATH output_dir=DIR trainer.accelerator=gpu
+
+Arguments are ``key=value``: ``ckpt_path`` (required), ``output_dir`` (default
+``<run dir>/eval/<date>_<time>``) and any override of ``python train.py`` (``task.*`` values replace the
+checkpoint's; the task itself is the checkpoint's). The checkpoint is read with
+``torch.load(weights_only=True)``: no code in it is unpickled. Writes ``results.json`` and the task's figures.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import HydraException
+
+from nalu_suite.errors import ConfigError
+
+CHECKPOINT_KEYS = ("hyper_parameters", "state_dict")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A nalu-suite checkpoint's plain contents; a clear error for a missing or foreign file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line error
+        raise ConfigError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__})") from err
+    if (
+        not isinstance(raw, dict)
+        or any(k not in raw for k in CHECKPOINT_KEYS)
+        or "task" not in raw.get("hyper_parameters", {})
+    ):
+        raise ConfigError(f"{path} is not a nalu-suite checkpoint (no task hyper-parameters in it)")
+    return raw
+
+
+def task_overrides(overrides: list[str], composed_task: dict) -> dict[str, Any]:
+    """The ``task.<key>`` values the user changed, read back from the composed (type-checked) config."""
+    keys = {
+        o.split("=", 1)[0].lstrip("+~").removeprefix("task.").split(".")[0]
+        for o in overrides
+        if o.lstrip("+~").startswith("task.")
+    }
+    return {k: composed_task[k] for k in keys}
+
+
+def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None) -> dict[str, float]:
+    """Test the checkpoint; write ``results.json`` into ``output_dir``; return the metrics."""
+    from omegaconf import OmegaConf
+
+    from nalu_suite.config import compose
+    from nalu_suite.tasks import build_task
+
+    started = time.time()
+    raw = load_checkpoint(ckpt_path)
+    hp = raw["hyper_parameters"]
+    cfg = compose([f"task={hp['task']['name']}", *overrides])
+    task_cfg = dict(hp["task"]) | task_overrides(overrides, OmegaConf.to_container(cfg.task, resolve=True))
+    build_task(task_cfg, hp["unit"], int(hp["seed"]))  # validates the changed values before any work
+
+    import lightning as L
+
+    from nalu_suite.system import ArithmeticSystem
+    from nalu_suite.train import add_success, write_results
+
+    system = ArithmeticSystem(**(dict(hp) | {"task": task_cfg}))
+    system.load_state_dict(raw["state_dict"])
+    run_dir = (
+        Path(output_dir)
+        if output_dir
+        else Path(ckpt_path).resolve().parents[1] / "eval" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+    )
+    trainer.test(
+        system,
+        datamodule=system.task.build_datamodule(cfg.paths.data_dir, int(cfg.batch_size)),
+        verbose=False,
+    )
+    results = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    add_success(results, system.task)
+    results["sparsity_error"] = float(system.model.sparsity_error())
+    results["checkpoint_step"] = float(raw.get("global_step", -1))
+    results["wall_time_s"] = round(time.time() - started, 2)
+    results = dict(sorted(results.items()))
+    system.task.make_figures(system.model, run_dir)
+    write_results(results, run_dir, f"eval of {ckpt_path}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0 if argv else 2
+    ckpt, output_dir, overrides = None, None, []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key == "ckpt_path":
+            ckpt = value
+        elif key == "output_dir":
+            output_dir = value
+        else:
+            overrides.append(arg)
+    try:
+        if not ckpt:
+            raise ConfigError("ckpt_path=PATH is required")
+        evaluate(ckpt, overrides, output_dir)
+    except (ConfigError, HydraException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
