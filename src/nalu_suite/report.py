@@ -51,6 +51,11 @@ def _rows(results: dict) -> list[dict]:
     return [results]
 
 
+def unfinished_jobs(root: Path) -> list[Path]:
+    """Job directories (they hold ``.hydra/``) without a results.json: crashed or still running."""
+    return sorted(p.parent for p in root.rglob(".hydra") if not (p.parent / "results.json").exists())
+
+
 def load_jobs(root: Path) -> list[Job]:
     jobs = []
     for results_path in sorted(root.rglob("results.json")):
@@ -133,4 +138,12 @@ def report(root: Path, metrics: list[str] | None = None, group_by: list[str] | N
     if not jobs:
         raise SystemExit(f"error: no results.json under {root}; is it a finished multirun directory?")
     groups = group_jobs(jobs, group_by)
-    return markdown_table(groups, metrics or default_metrics(jobs))
+    table = markdown_table(groups, metrics or default_metrics(jobs))
+    missing = unfinished_jobs(root)
+    if missing:
+        names = ", ".join(str(p.relative_to(root)) for p in missing[:5])
+        table += f"\n\n{len(missing)} job(s) without results.json (crashed or unfinished) not counted: {names}"
+    diverged = sum(1 for job in jobs for row in _rows(job.results) if row.get("diverged"))
+    if diverged:
+        table += f"\n\n{diverged} run(s) diverged: failures in the success rates, with no other metrics."
+    return table

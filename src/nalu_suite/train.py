@@ -159,6 +159,10 @@ def print_results(results: dict[str, float], title: str) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test one configuration; write ``results.json`` in the run directory; return the metrics."""
+    if str(cfg.get("replicas", 1)) != "1" or cfg.get("replicas_engine"):
+        from nalu_suite.replicas import train_replicas  # many seeds as one batched run (replicas.py)
+
+        return train_replicas(cfg)
     started = time.time()
     validate(cfg)
 
@@ -195,6 +199,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         if hasattr(logger, "log_image") and figures:
             logger.log_image(key="figures", images=[str(p) for p in figures])
+        if type(logger).__name__ == "WandbLogger" and trainer.is_global_zero:
+            logger.experiment.summary.update(results)  # derived values too: success, solved_at, *_best
     if trainer.is_global_zero:
         write_results(results, run_dir, f"{cfg.task.name} · unit={cfg.unit.name} · seed={cfg.seed}")
     return results
@@ -212,8 +218,29 @@ def objective(cfg: DictConfig, results: dict[str, float]) -> float | None:
     return results[name]
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_divergence(cfg: DictConfig, err: Exception) -> None:
+    """A diverged sweep job still leaves a results.json (success 0, ``diverged`` 1), so the sweep goes on
+    and ``scripts/report.py`` counts the job as a failure instead of silently dropping it."""
+    from nalu_suite.tasks import build_task
+
+    task = build_task(to_plain(cfg.task), to_plain(cfg.unit), int(cfg.seed))
+    results = {"diverged": 1.0, "error": str(err)}
+    if task.success_metric:
+        results[task.success_metric.rsplit("/", 1)[0] + "/success"] = 0.0
+    run_dir = Path(cfg.paths.output_dir)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 def run(cfg: DictConfig) -> float | None:
-    """Hydra entry: train, turn config mistakes and divergence into a one-line error, return the sweep objective."""
+    """Hydra entry: train and return the sweep objective. Config mistakes end with a one-line error
+    (exit 2); a diverging run ends with one (exit 3), or inside a sweep records the failure and goes on."""
     from nalu_suite.divergence import DivergenceError
 
     try:
@@ -223,7 +250,10 @@ def run(cfg: DictConfig) -> float | None:
         sys.exit(2)
     except DivergenceError as err:
         print(f"training diverged: {err}", file=sys.stderr)
-        sys.exit(3)
+        if not _in_multirun():
+            sys.exit(3)
+        record_divergence(cfg, err)
+        return float("nan")
     finally:
         if "wandb" in sys.modules:
             import wandb
