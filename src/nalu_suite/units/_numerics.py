@@ -67,6 +67,13 @@ def nac_init_range(fan_in: int, fan_out: int) -> float:
     return 0.5 * (lo + hi)
 
 
+def clamp_(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """In-place ``t.clamp_(low, high)``, written as ``clamp_min_`` then ``clamp_max_`` (the same values),
+    because ``torch.func.vmap`` has batching rules for those two but not for ``clamp_``: the replica
+    engine projects the stacked weights of many models in one call (``units.project_``)."""
+    return t.clamp_min_(low).clamp_max_(high)
+
+
 def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
     """``exp(min(z, max_exponent))``; the clamp is a project addition (see module docstring)."""
     return torch.exp(torch.clamp(z, max=max_exponent))
@@ -91,10 +98,15 @@ class _BoundedProd(torch.autograd.Function):
 
     The exclusive-product exponent is also clamped at ``max_exponent`` (it can exceed ``L`` when some
     ``|f_i| < 1``), which bounds the gradient at ``e**max_exponent`` per factor.
+
+    Works under ``torch.func.vmap`` (the replica engine trains many models as one batched computation):
+    every step acts on the last dimension only, so the batching rule moves the vmapped dimension to the
+    front and applies the function once (``vmap`` staticmethod below).
     """
 
     @staticmethod
-    def forward(ctx, f: torch.Tensor, max_exponent: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(f: torch.Tensor, max_exponent: float):  # type: ignore[override]
+        """Returns ``y`` and the intermediates the backward reuses (marked non-differentiable)."""
         is_zero = f == 0
         n_zero = is_zero.sum(dim=-1)
         log_abs = torch.where(
@@ -108,13 +120,19 @@ class _BoundedProd(torch.autograd.Function):
         # the direct product is preferred (exact for small integers) unless it over- or underflowed
         use_direct = torch.isfinite(direct) & (direct != 0) & (total <= max_exponent)
         y = torch.where(n_zero > 0, torch.zeros_like(direct), torch.where(use_direct, direct, bounded))
+        return y, log_abs, total, n_zero, sign
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        f, max_exponent = inputs
+        _, log_abs, total, n_zero, sign = output
+        ctx.mark_non_differentiable(log_abs, total, n_zero, sign)
         ctx.save_for_backward(f, log_abs, total, n_zero, sign)
         ctx.max_exponent = max_exponent
-        return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_y: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_y: torch.Tensor, *_unused):  # type: ignore[override]
         f, log_abs, total, n_zero, sign = ctx.saved_tensors
         is_zero = f == 0
         others_log = torch.clamp(total.unsqueeze(-1) - log_abs, max=ctx.max_exponent)
@@ -125,7 +143,14 @@ class _BoundedProd(torch.autograd.Function):
         d_f = torch.where(valid, others_sign * torch.exp(others_log), torch.zeros_like(f))
         return grad_y.unsqueeze(-1) * d_f, None
 
+    @staticmethod
+    def vmap(info, in_dims, f: torch.Tensor, max_exponent: float):  # type: ignore[override]
+        f_dim = in_dims[0]
+        if f_dim is None:
+            return _BoundedProd.apply(f, max_exponent), (None,) * 5
+        return _BoundedProd.apply(f.movedim(f_dim, 0), max_exponent), (0,) * 5
+
 
 def bounded_prod(f: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
     """``prod(f, dim=-1)`` with ``|result| <= e**max_exponent`` and finite gradients (``_BoundedProd``)."""
-    return _BoundedProd.apply(f, max_exponent)
+    return _BoundedProd.apply(f, max_exponent)[0]

@@ -14,9 +14,12 @@ Cells:
   ``initial_value`` (default 0.0). Note: for multiplicative units (NMU, NAC•, NALU's product path, NPU) a
   zero initial state makes every product that uses ``h`` zero (NMU/NPU) or tiny (NAC•, via
   ``log(0 + eps)``); use ``initial_value=1.0`` for running products.
-* ``LSTMCell``, ``GRUCell``, ``RNNCell(nonlinearity="tanh" | "relu")``: wrappers of the ``torch.nn`` cells
-  with zero initial state. They have no regulariser; their ``sparsity_error()`` is computed on their weight
-  matrices (biases excluded), like the dense baselines.
+* ``LSTMCell``, ``GRUCell``, ``RNNCell(nonlinearity="tanh" | "relu")``: the ``torch.nn`` cells (their
+  parameters, initialisation and equations) with zero initial state. The step is written out with the
+  equations ATen's CPU cells compute, rather than calling the fused ``torch.nn`` op, because
+  ``torch.func.vmap`` (the replica engine, ``nalu_suite/replicas.py``) has no batching rule for
+  ``lstm_cell``. They have no regulariser; their ``sparsity_error()`` is computed on their weight matrices
+  (biases excluded), like the dense baselines.
 
 ``build_cell(name, input_size, hidden_size, **options)``: ``lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu``, or
 any unit name (options are passed to the unit, except ``initial_value``). ``run_cell`` unrolls a cell over
@@ -120,6 +123,13 @@ class UnitCell(RecurrentCell):
         return f"{super().extra_repr()}, unit={self.unit_name!r}, initial_value={self.initial_value}"
 
 
+def _affine(cell: nn.RNNCellBase, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``W_ih x + b_ih + W_hh h + b_hh`` of a ``torch.nn`` cell (biases may be absent)."""
+    return nn.functional.linear(x_t, cell.weight_ih, cell.bias_ih) + nn.functional.linear(
+        h, cell.weight_hh, cell.bias_hh
+    )
+
+
 class LSTMCell(RecurrentCell):
     """``torch.nn.LSTMCell``; state ``(h, c)``."""
 
@@ -136,7 +146,11 @@ class LSTMCell(RecurrentCell):
     def forward(
         self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        h, c = self.cell(x_t, state)
+        h, c = state
+        gates = _affine(self.cell, x_t, h)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
 
 
@@ -148,7 +162,15 @@ class GRUCell(RecurrentCell):
         self.cell = nn.GRUCell(input_size, hidden_size, bias=bias)
 
     def forward(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.cell(x_t, state)
+        cell = self.cell
+        gi = nn.functional.linear(x_t, cell.weight_ih, cell.bias_ih)
+        gh = nn.functional.linear(state, cell.weight_hh, cell.bias_hh)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        reset = torch.sigmoid(i_r + h_r)
+        update = torch.sigmoid(i_z + h_z)
+        new = torch.tanh(i_n + reset * h_n)
+        h = new + update * (state - new)
         return h, h
 
 
@@ -165,7 +187,8 @@ class RNNCell(RecurrentCell):
         self.cell = nn.RNNCell(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity)
 
     def forward(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.cell(x_t, state)
+        pre = _affine(self.cell, x_t, state)
+        h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
         return h, h
 
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._numerics import clamp_
 from .base import ArithmeticUnit
 
 
@@ -52,7 +53,7 @@ class NAU(ArithmeticUnit):
 
     @torch.no_grad()
     def project_(self) -> None:
-        self.W.clamp_(-1.0, 1.0)
+        clamp_(self.W, -1.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight)

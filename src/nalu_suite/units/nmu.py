@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_prod
+from ._numerics import MAX_EXPONENT, bounded_prod, clamp_
 from .base import ArithmeticUnit
 
 
@@ -48,7 +48,7 @@ class NMU(ArithmeticUnit):
 
     @torch.no_grad()
     def project_(self) -> None:
-        self.W.clamp_(0.0, 1.0)
+        clamp_(self.W, 0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp
+from ._numerics import MAX_EXPONENT, bounded_exp, clamp_
 from .base import ArithmeticUnit
 
 #: The paper's epsilon: float32 machine epsilon.
@@ -72,7 +72,7 @@ class _NPUBase(ArithmeticUnit):
 
     @torch.no_grad()
     def project_(self) -> None:
-        self.gate.clamp_(0.0, 1.0)
+        clamp_(self.gate, 0.0, 1.0)
 
     def _log_r_and_k(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.clamp(self.gate, 0.0, 1.0)

@@ -1,0 +1,195 @@
+"""Seed-steps per second of ``replicas=R`` against R separate plain runs, on the static task.
+
+    python scripts/bench_replicas.py                       # R = 1, 10, 100; writes BENCHMARKS.md
+    python scripts/bench_replicas.py --replicas 1,10 --long 1000 --short 200 --output /tmp/bench.md
+
+Every measurement is a real ``python train.py task=static_arith ...`` process (NAU -> NMU on ``a * b``
+by default, one validation at the end, the task's default evaluation sets). Each configuration runs
+twice, for ``--long`` and ``--short`` steps; the difference is the steady-state cost of training
+steps (imports, setup, validation and test cancel out). The end-to-end rate (long run, everything
+included) is reported too, as are rates per CPU-second of the child process, which are steadier than
+wall-clock rates on a shared machine. "R separate runs" run one after another, so their rate is the
+rate of one plain run whatever R is; two at a time on two cores would at best double it (the last
+column divides by that best case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float
+
+
+def run_train(overrides: list[str], run_dir: Path) -> Timing:
+    """One ``train.py`` process; its wall time and the CPU time it used (user + system)."""
+    command = [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env=dict(os.environ, WANDB_MODE="disabled"), capture_output=True, text=True
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"error: {shlex.join(command)} failed:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu)
+
+
+@dataclass
+class Rates:
+    label: str
+    replicas: int
+    steady_wall: float  # seed-steps per second, from the long - short difference
+    steady_cpu: float  # seed-steps per CPU-second, same difference
+    end_to_end: float  # seed-steps per second of the long run, everything included
+    long_wall: float
+
+
+def measure(label: str, replicas: int, base: list[str], args, scratch: Path) -> Rates:
+    if label == "plain":
+        extra = []
+    else:  # replicas=1 would run the plain path; force the replica engine for R = 1
+        extra = [f"replicas={replicas}"] if replicas > 1 else ["+replicas_engine=true"]
+    timings = {}
+    for steps in (args.short, args.long):
+        overrides = [*base, *extra, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}"]
+        timings[steps] = run_train(overrides, scratch / f"{label}-{replicas}-{steps}")
+        print(
+            f"  {label:9s} R={replicas:<4d} {steps:>6d} steps: {timings[steps].wall:7.1f} s wall, "
+            f"{timings[steps].cpu:7.1f} s CPU",
+            flush=True,
+        )
+    long, short = timings[args.long], timings[args.short]
+    extra_steps = replicas * (args.long - args.short)
+    return Rates(
+        label=label,
+        replicas=replicas,
+        steady_wall=extra_steps / max(long.wall - short.wall, 1e-9),
+        steady_cpu=extra_steps / max(long.cpu - short.cpu, 1e-9),
+        end_to_end=replicas * args.long / long.wall,
+        long_wall=long.wall,
+    )
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {platform.system()} {platform.release()}"
+    )
+
+
+def load() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def markdown(rates: list[Rates], plain: Rates, args, started: str, load_before: str, load_after: str) -> str:
+    command = "python scripts/bench_replicas.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = [
+        "# Benchmarks",
+        "",
+        "## Many seeds in one run (`replicas=R`), static task",
+        "",
+        f"Measured {started} with `{command.strip()}`.",
+        "",
+        f"- Machine: {machine()}.",
+        f"- Load average (1/5/15 min) before: {load_before}; after: {load_after}. The machine is shared, so",
+        "  wall-clock rates vary from run to run; the per-CPU-second rates are steadier.",
+        f"- Workload: `python train.py task=static_arith task.op={args.op} unit={args.unit} "
+        f"{' '.join(args.extra)}`, batch 128, one validation at the end, the task's default evaluation "
+        "sets (10,000 samples per split).",
+        f"- Steady = seed-steps between a {args.short}-step and a {args.long}-step run of the same "
+        "configuration, divided by the extra wall (or CPU) time: training steps only. End-to-end = "
+        f"R x {args.long} / wall time of the {args.long}-step run, including start-up, validation and test.",
+        "- R separate runs: one plain `train.py` run (Lightning) per seed, one after another, so their rate "
+        "does not depend on R. Two such runs at a time on two cores would at best double their rate; "
+        "the last column compares against that best case.",
+        "",
+        "| R | engine | steady seed-steps/s | seed-steps per CPU-s | end-to-end seed-steps/s "
+        "| wall of the long run | speed-up vs R separate runs (steady) | vs 2 parallel runs |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in [plain, *rates]:
+        engine = "plain Lightning run" if r is plain else "replicas"
+        speedup = r.steady_wall / plain.steady_wall
+        lines.append(
+            f"| {r.replicas} | {engine} | {r.steady_wall:,.0f} | {r.steady_cpu:,.0f} | {r.end_to_end:,.0f} "
+            f"| {r.long_wall:.1f} s | {speedup:.1f}x | {speedup / 2:.1f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--replicas", default="1,10,100", help="comma-separated R values (default 1,10,100)")
+    parser.add_argument("--long", type=int, default=3000, help="steps of the long runs (default 3000)")
+    parser.add_argument("--short", type=int, default=1000, help="steps of the short runs (default 1000)")
+    parser.add_argument("--op", default="mul")
+    parser.add_argument("--unit", default="nmu")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("extra", nargs="*", help="more train.py overrides, e.g. threads=2")
+    args = parser.parse_args()
+    if args.long <= args.short:
+        parser.error("--long must be larger than --short")
+    replica_counts = [int(r) for r in args.replicas.split(",") if r.strip()]
+    if any(r < 1 for r in replica_counts):
+        parser.error("--replicas values must be >= 1")
+
+    started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    load_before = load()
+    base = [
+        "task=static_arith",
+        f"task.op={args.op}",
+        f"unit={args.unit}",
+        "logger=none",
+        "callbacks.progress_bar=none",
+        *args.extra,
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench_replicas_") as tmp:
+        scratch = Path(tmp)
+        print("plain Lightning run (one seed per process):", flush=True)
+        plain = measure("plain", 1, base, args, scratch)
+        rates = []
+        for replicas in replica_counts:
+            print(f"replicas={replicas}:", flush=True)
+            rates.append(measure("replicas", replicas, base, args, scratch))
+    text = markdown(rates, plain, args, started, load_before, load())
+    args.output.write_text(text)
+    print(text)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""R copies of a task's model as one stacked computation (``torch.func.stack_module_state`` + ``vmap``).
+
+Every parameter of the R models is stacked into one ``(R, *shape)`` leaf tensor; ``torch.func.vmap``
+over ``torch.func.functional_call`` runs the model's own code (forward, ``regularizer``,
+``sparsity_error``, ``project_``) for all R parameter sets at once. Nothing is re-implemented: a unit
+works here exactly when it works under ``vmap`` (every unit of ``nalu_suite.units`` does).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from nalu_suite.tasks.base import ArithmeticModel
+
+
+class _Dispatch(nn.Module):
+    """``forward(what, *args)`` calls ``model.<what>(*args)``, so ``functional_call`` reaches the hooks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, what: str, *args):
+        if what == "forward":
+            return self.model(*args)
+        return getattr(self.model, what)(*args)
+
+
+class StackedModel:
+    """The parameters of ``models`` stacked along a new first (replica) dimension.
+
+    ``params`` are the trainable leaf tensors (hand them to one optimiser); ``best`` snapshots keep the
+    per-replica checkpoint. ``functional(params)`` returns a callable stand-in for one model, to be used
+    inside a function that :meth:`vmap` maps over replicas.
+    """
+
+    def __init__(self, models: Sequence[ArithmeticModel]) -> None:
+        if not models:
+            raise ValueError("StackedModel needs at least one model")
+        wrapped = [_Dispatch(m) for m in models]
+        self.params, self.buffers = stack_module_state(wrapped)
+        self._template = copy.deepcopy(wrapped[0]).to("meta")
+        self._single = copy.deepcopy(models[0])  # an unstacked copy, to hand out one replica's weights
+        self.size = len(models)
+
+    # --- calling the model's code ------------------------------------------------------------------------
+    def call(self, state, what: str, *args):
+        """``model.<what>(*args)`` for one replica's ``state = (params, buffers)``; use inside ``vmap``."""
+        return functional_call(self._template, state, (what, *args))
+
+    def functional(self, state) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A stand-in for one model (``inputs -> outputs``), for task code that calls ``model(inputs)``."""
+        return lambda inputs: self.call(state, "forward", inputs)
+
+    def vmap(self, fn: Callable, n_batched_args: int = 0, **kwargs) -> Callable:
+        """``vmap(fn)`` over the replica dimension of ``(params, buffers)`` and of the next
+        ``n_batched_args`` positional arguments; call the result as ``f(self.state(), *args)``."""
+        return vmap(fn, in_dims=(0,) + (0,) * n_batched_args, randomness="different", **kwargs)
+
+    def state(self, subset: slice | None = None):
+        if subset is None:
+            return (self.params, self.buffers)
+        return (
+            {k: v[subset] for k, v in self.params.items()},
+            {k: v[subset] for k, v in self.buffers.items()},
+        )
+
+    # --- the ArithmeticModel hooks, for all replicas --------------------------------------------------------
+    def regularizer(self) -> torch.Tensor:
+        """``(R,)``: each replica's unscaled regulariser."""
+        return self.vmap(lambda s: self.call(s, "regularizer"))(self.state())
+
+    @torch.no_grad()
+    def sparsity_error(self) -> torch.Tensor:
+        """``(R,)``: each replica's sparsity error."""
+        return self.vmap(lambda s: self.call(s, "sparsity_error"))(self.state())
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Each replica's ``project_()`` (clamps into the units' boxes), in place on the stacked weights."""
+        self.vmap(lambda s: self.call(s, "project_"), out_dims=None)(self.state())
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, group: int | None = None) -> torch.Tensor:
+        """Outputs of every replica on its own inputs ``(R, N, ...)``; ``group`` replicas at a time."""
+        group = group or self.size
+        outputs = []
+        for start in range(0, self.size, group):
+            part = slice(start, min(start + group, self.size))
+            fn = self.vmap(lambda s, x: self.call(s, "forward", x), n_batched_args=1)
+            outputs.append(fn(self.state(part), inputs[part]))
+        return torch.cat(outputs)
+
+    # --- snapshots ------------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.params.items()}
+
+    @torch.no_grad()
+    def load_(self, params: dict[str, torch.Tensor], replicas: torch.Tensor | None = None) -> None:
+        """Copy ``params`` into the live weights: all replicas, or where the bool mask ``replicas`` is set."""
+        for name, value in self.params.items():
+            if replicas is None:
+                value.copy_(params[name])
+            else:
+                mask = replicas.view(-1, *([1] * (value.dim() - 1)))
+                value.copy_(torch.where(mask, params[name], value))
+
+    def replica(self, k: int, params: dict[str, torch.Tensor] | None = None) -> ArithmeticModel:
+        """Replica ``k`` as an ordinary (unstacked) model, e.g. to save or plot it."""
+        params = params if params is not None else self.params
+        model = copy.deepcopy(self._single)
+        state = {name.removeprefix("model."): value[k].detach().clone() for name, value in params.items()}
+        state |= {name.removeprefix("model."): value[k].clone() for name, value in self.buffers.items()}
+        model.load_state_dict(state)
+        return model

@@ -1,0 +1,238 @@
+"""``replicas=R``: R seeds trained as one batched computation behave like R plain runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from nalu_suite.errors import ConfigError
+from nalu_suite.replica_data import StackedBatches
+from nalu_suite.replicas import ReplicaRun, regularizer_weight, replica_settings, train_replicas
+from nalu_suite.train import to_plain, train
+
+# every code path of a step: regulariser ramp, gradient clipping by norm, cosine schedule, a validation
+# interval that does not divide max_steps, and a learning rate high enough that any numerical difference
+# between the batched and the plain computation would grow visibly over the run
+EXACTNESS = [
+    "task=static_arith",
+    "task.op=mul",
+    "unit=nmu",
+    "task.eval_size=200",
+    "task.baseline_draws=1",
+    "batch_size=32",
+    "trainer.max_steps=150",
+    "trainer.val_check_interval=60",
+    "optim.lr=0.01",
+    "optim.schedule=cosine",
+    "trainer.gradient_clip_val=1.0",
+    "regularizer.weight=1.0",
+    "regularizer.start=30",
+    "regularizer.end=90",
+]
+#: metrics that legitimately differ between two runs of the same seed
+TIMING = ("wall_time_s",)
+
+
+def configure(make_cfg, *overrides: str, replicas: int = 1, engine: bool = False, out: str = "run"):
+    cfg = make_cfg(*overrides)
+    with open_dict(cfg):
+        cfg.replicas = replicas
+        cfg.replicas_engine = engine
+        cfg.paths.output_dir = str(Path(cfg.paths.output_dir).parent / out)
+    return cfg
+
+
+def assert_same_metrics(actual: dict, expected: dict, rel: float = 0.0) -> None:
+    keys = set(expected) - set(TIMING)
+    assert keys <= set(actual), f"missing: {keys - set(actual)}"
+    for key in sorted(keys):
+        a, e = float(actual[key]), float(expected[key])
+        if math.isnan(e):
+            assert math.isnan(a), key
+        else:
+            assert a == pytest.approx(e, rel=rel, abs=0.0), key
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The plain Lightning run of seed 5, the replica engine with R=1 (seed 5) and R=8 (seeds 0..7)."""
+    from nalu_suite.config import compose
+
+    def cfg_for(seed: int, replicas: int, engine: bool):
+        cfg = compose(["callbacks.progress_bar=none", "logger=none", *EXACTNESS, f"seed={seed}"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path_factory.mktemp(f"r{replicas}"))
+            cfg.replicas = replicas
+            cfg.replicas_engine = engine
+        return cfg
+
+    plain_cfg = cfg_for(5, 1, False)
+    r8_cfg = cfg_for(0, 8, False)
+    return {
+        "plain": train(plain_cfg),
+        "r1": train(cfg_for(5, 1, True)),
+        "r8": train(r8_cfg),
+        "r8_dir": Path(r8_cfg.paths.output_dir),
+    }
+
+
+def test_replica_engine_with_one_replica_reproduces_the_plain_lightning_run(runs):
+    (row,) = runs["r1"]["replicas"]
+    assert row["seed"] == 5
+    # the same numbers as the Lightning run, bit for bit: same init, data, optimiser, schedule, clipping
+    assert_same_metrics(row, runs["plain"])
+    assert runs["plain"]["train/reg_weight"] == pytest.approx(1.0)  # the regulariser really was on
+
+
+def test_a_replica_inside_a_batch_of_eight_matches_its_own_single_run(runs):
+    rows = runs["r8"]["replicas"]
+    assert [r["seed"] for r in rows] == list(range(8))
+    assert_same_metrics(rows[5], runs["r1"]["replicas"][0])
+    # the replicas are really different runs (own init, subsets and data), not copies
+    assert len({r["test/interp/mse"] for r in rows}) == 8
+    assert len({r["success_threshold"] for r in rows}) > 1
+    # and they learned: normalised error 100 = the untrained model
+    assert max(r["test/interp/normalized"] for r in rows) < 5
+
+
+def test_results_json_holds_rows_and_madsen_summaries_and_report_pools_them(runs):
+    from nalu_suite.report import report
+    from nalu_suite.stats import wilson_interval
+
+    saved = json.loads((runs["r8_dir"] / "results.json").read_text())
+    rows = saved["replicas"]
+    k = sum(r["test/extrap/success"] for r in rows)
+    assert saved["test/extrap/success_rate"] == k / 8
+    lo, hi = wilson_interval(int(k), 8)
+    assert (saved["test/extrap/success_rate_ci_low"], saved["test/extrap/success_rate_ci_high"]) == (lo, hi)
+    assert saved["test/interp/mse"] == pytest.approx(sum(r["test/interp/mse"] for r in rows) / 8)
+    solved = sorted(r["solved_at"] for r in rows if not math.isnan(r["solved_at"]))
+    assert math.isnan(saved["solved_at_median"]) if not solved else saved["solved_at_median"] >= solved[0]
+    table = report(runs["r8_dir"], metrics=["test/extrap/success"])
+    assert f"({int(k)}/8)" in table  # each replica counted like a seed
+
+
+def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg):
+    cfg = configure(make_cfg, "task=static_arith", "task.eval_size=10", "batch_size=4", replicas=3)
+    run = ReplicaRun(cfg, replica_settings(cfg))
+    stream = iter(run.batches)
+    stacked = [next(stream) for _ in range(103)]  # across the first chunk boundary (100 batches)
+    stream.close()
+    for k, plain_stream in enumerate(run.batches.streams):
+        assert plain_stream.seed == k
+        for i, (x, y) in zip(range(103), iter(plain_stream), strict=False):
+            if i in (0, 1, 99, 100, 102):
+                assert torch.equal(stacked[i][0][k], x) and torch.equal(stacked[i][1][k], y)
+    assert not torch.equal(stacked[0][0][0], stacked[0][0][1])
+
+
+# units of the static table. Adam turns the sign of a near-zero gradient into a full step, and units
+# with tanh/sigmoid/exp/log round by an ulp differently when vectorised over replicas, so trajectories of
+# those units are compared through their gradients (to float tolerance) rather than bit for bit.
+TABLE_UNITS = ["nalu", "nac", "nac_mul", "inalu", "npu", "realnpu", "linear", "relu6", "nau", "nmu"]
+
+
+@pytest.mark.parametrize("unit", TABLE_UNITS)
+def test_every_table_unit_has_its_own_gradient_inside_a_batch(make_cfg, unit):
+    common = ["task=static_arith", "task.op=sub", f"unit={unit}", "task.eval_size=10", "batch_size=16"]
+    common += ["regularizer.weight=1.0"]  # the units' regularisers take part too
+    alone = ReplicaRun(*_run_args(configure(make_cfg, *common, "seed=1", replicas=1, out="a")))
+    batch = ReplicaRun(*_run_args(configure(make_cfg, *common, "seed=0", replicas=3, out="b")))
+    for run in (alone, batch):
+        stream = iter(run.batches)
+        run.train_step(next(stream))
+        stream.close()
+    torch.testing.assert_close(batch._last_loss[1], alone._last_loss[0], rtol=1e-6, atol=0.0)
+    assert any(p.grad.abs().max() > 0 for p in alone.model.params.values())
+    for name, value in alone.model.params.items():
+        grad = value.grad[0]
+        scale = float(grad.abs().max())
+        torch.testing.assert_close(batch.model.params[name].grad[1], grad, rtol=1e-4, atol=1e-6 * scale)
+
+
+def _run_args(cfg):
+    return cfg, replica_settings(cfg)
+
+
+def test_a_diverging_replica_is_frozen_and_failed_while_the_others_go_on(make_cfg, tmp_path):
+    common = ["task=static_arith", "task.op=add", "unit=nau", "task.eval_size=100", "trainer.max_steps=60"]
+    common += ["trainer.val_check_interval=20", "batch_size=16"]
+    clean = ReplicaRun(*_run_args(configure(make_cfg, *common, replicas=3, out="clean")))
+    broken = ReplicaRun(*_run_args(configure(make_cfg, *common, replicas=3, out="broken")))
+    a, b = iter(clean.batches), iter(broken.batches)
+    for step in range(60):
+        if step == 30:
+            with torch.no_grad():
+                broken.model.params["model.first.W"][1, 0, 0] = float("nan")
+        for run, stream in ((clean, a), (broken, b)):
+            run.train_step(next(stream))
+            if run.step % 20 == 0:
+                run.validate()
+    a.close()
+    b.close()
+    assert broken.diverged_at == [None, 30, None]
+    for name, value in clean.model.params.items():
+        assert torch.equal(broken.model.params[name][[0, 2]], value[[0, 2]])  # untouched by the NaN
+    rows = broken.rows(broken.test(), wall_time=1.0)
+    assert rows[1]["diverged_at"] == 30 and rows[1]["test/extrap/success"] == 0.0
+    assert "diverged_at" not in rows[0]
+
+
+def test_the_regulariser_ramp_is_the_lightning_systems(make_cfg):
+    from nalu_suite.system import ArithmeticSystem
+
+    cfg = make_cfg("task=static_arith", "task.eval_size=10")
+    for reg in (
+        {"weight": 2.0, "start": 10, "end": 30},
+        {"weight": 1.0, "start": 5, "end": 5},
+        {"weight": 0.0},
+    ):
+        system = ArithmeticSystem(
+            task=to_plain(cfg.task), unit=to_plain(cfg.unit), optim=to_plain(cfg.optim), regularizer=reg
+        )
+        full = {"weight": 0.0, "start": 0, "end": 0} | reg
+        assert [regularizer_weight(full, s) for s in range(40)] == [
+            system.regularizer_weight(s) for s in range(40)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("replicas=0", "replicas=0"),
+        ("replicas=abc", "replicas='abc'"),
+        ("trainer.val_check_interval=0.5", "val_check_interval"),
+        ("+trainer.accumulate_grad_batches=2", "accumulate_grad_batches"),
+        ("+trainer.precision=16", "precision"),
+        ("+trainer.gradient_clip_algorithm=max", "gradient_clip_algorithm"),
+        ("ckpt_path=/tmp/some.ckpt", "ckpt_path"),
+    ],
+)
+def test_bad_replica_settings_are_config_errors_naming_the_key(make_cfg, override, message):
+    cfg = make_cfg("task=static_arith", "replicas=4", override)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        train(cfg)
+
+
+def test_recurrent_task_runs_as_replicas_too(make_cfg):
+    common = ["task=recurrent_arith", "unit=lstm", "task.eval_size=20", "task.extrap_eval_size=4"]
+    common += ["task.extrap_length=20", "task.baseline_draws=1", "batch_size=8"]
+    common += ["trainer.max_steps=6", "trainer.val_check_interval=3"]
+    results = train_replicas(configure(make_cfg, *common, replicas=2))
+    assert [r["seed"] for r in results["replicas"]] == [0, 1]
+    assert all(math.isfinite(r["test/interp/mse"]) for r in results["replicas"])
+
+
+def test_stacked_batches_need_streams_that_agree(make_cfg):
+    from nalu_suite.data import BatchStream
+
+    def draw(g, n):
+        return (torch.rand(n, 2, generator=g),)
+
+    with pytest.raises(ValueError, match="batch_size"):
+        StackedBatches([BatchStream(draw, 4, 0), BatchStream(draw, 8, 1)])
