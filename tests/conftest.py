@@ -13,19 +13,29 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def make_cfg(tmp_path):
-    """``make_cfg(*overrides)``: the config ``python train.py OVERRIDES`` would run, writing to tmp_path."""
+@pytest.fixture(scope="session")
+def cfg_in():
+    """``cfg_in(out_dir, *overrides)``: the config ``python train.py OVERRIDES`` runs, writing to out_dir.
+
+    Session-scoped so module-scoped fixtures (one training run shared by several tests) can use it."""
     from nalu_suite.config import compose
 
-    def _make(*overrides: str):
-        cfg = compose(["callbacks.progress_bar=none", "logger=none", *overrides])
+    def _make(out_dir: Path, *overrides: str):
+        cfg = compose(list(overrides))
         with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.paths.data_dir = str(tmp_path / "data")
+            cfg.paths.output_dir = str(out_dir)
+            cfg.paths.data_dir = str(Path(out_dir).parent / "data")
         return cfg
 
     return _make
+
+
+@pytest.fixture
+def make_cfg(tmp_path, cfg_in):
+    """``make_cfg(*overrides)``: a quiet config (no progress bar, no logger) writing to tmp_path/run."""
+    return lambda *overrides: cfg_in(
+        tmp_path / "run", "callbacks.progress_bar=none", "logger=none", *overrides
+    )
 
 
 @pytest.fixture

@@ -13,28 +13,21 @@ from nalu_suite.train import train
 
 
 @pytest.fixture(scope="module")
-def recurrent_run(tmp_path_factory):
-    from omegaconf import open_dict
-
-    from nalu_suite.config import compose
-
+def recurrent_run(tmp_path_factory, cfg_in):
     out = tmp_path_factory.mktemp("recurrent")
-    cfg = compose(
-        [
-            "task=recurrent_arith",
-            "task.op=add",
-            "unit=nau",
-            "task.eval_size=300",
-            "task.extrap_eval_size=20",
-            "task.extrap_length=100",
-            "trainer.max_steps=300",
-            "trainer.val_check_interval=100",
-            "callbacks.progress_bar=none",
-            "logger=none",
-        ]
+    cfg = cfg_in(
+        out,
+        "task=recurrent_arith",
+        "task.op=add",
+        "unit=nau",
+        "task.eval_size=300",
+        "task.extrap_eval_size=20",
+        "task.extrap_length=100",
+        "trainer.max_steps=300",
+        "trainer.val_check_interval=100",
+        "callbacks.progress_bar=none",
+        "logger=none",
     )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
     return out, train(cfg)
 
 

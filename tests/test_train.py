@@ -11,26 +11,20 @@ from nalu_suite.train import train
 
 
 @pytest.fixture(scope="module")
-def static_add_run(tmp_path_factory):
+def static_add_run(tmp_path_factory, cfg_in):
     """One short static-task run shared by the tests below (training costs seconds, not minutes)."""
-    from nalu_suite.config import compose
-    from omegaconf import open_dict
-
     out = tmp_path_factory.mktemp("run")
-    cfg = compose(
-        [
-            "task=static_arith",
-            "task.op=add",
-            "unit=nau",
-            "task.eval_size=1000",
-            "trainer.max_steps=600",
-            "trainer.val_check_interval=200",
-            "logger=csv",
-            "callbacks.progress_bar=none",
-        ]
+    cfg = cfg_in(
+        out,
+        "task=static_arith",
+        "task.op=add",
+        "unit=nau",
+        "task.eval_size=1000",
+        "trainer.max_steps=600",
+        "trainer.val_check_interval=200",
+        "logger=csv",
+        "callbacks.progress_bar=none",
     )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
     return out, train(cfg)
 
 
