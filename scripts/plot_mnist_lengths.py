@@ -5,7 +5,8 @@
 
 One line per group of jobs (the overrides except the seed, as in ``scripts/report.py``), the mean over
 seeds with a band from the smallest to the largest seed, for every ``test/len{L}/{metric}`` in the jobs'
-``results.json``. Length on a log scale; error metrics (``rel_err``, ``mae``, ``mse``) also on a log scale.
+``results.json`` (jobs that diverged, and so have none, are left out and counted in the legend).
+Length on a log scale; error metrics (``rel_err``, ``mae``, ``mse``) also on a log scale.
 Writes ``DIR/mnist_lengths.png`` unless ``--out`` says otherwise.
 """
 
@@ -28,7 +29,9 @@ def lengths_of(results: dict, metric: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("multirun_dir", type=Path)
     parser.add_argument("--metrics", default="rel_err,acc", help="comma-separated, e.g. rel_err,acc,mae")
     parser.add_argument("--group-by", help="comma-separated override keys (default: all overrides but seed)")
@@ -50,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for group in groups:
-            lengths = lengths_of(group.jobs[0].results, metric)
-            rows = [[float(job.results[f"test/len{n}/{metric}"]) for job in group.jobs] for n in lengths]
-            if not rows:
+            finished = [
+                job for job in group.jobs if lengths_of(job.results, metric)
+            ]  # diverged jobs have none
+            if not finished:
                 continue
+            lengths = lengths_of(finished[0].results, metric)
+            rows = [[float(job.results[f"test/len{n}/{metric}"]) for job in finished] for n in lengths]
             means = [sum(r) / len(r) for r in rows]
-            line = ax.plot(lengths, means, marker="o", label=f"{group.label()} ({len(group.jobs)} seeds)")[0]
+            label = f"{group.label()} ({len(finished)} of {len(group.jobs)} seeds)"
+            line = ax.plot(lengths, means, marker="o", label=label)[0]
             ax.fill_between(lengths, [min(r) for r in rows], [max(r) for r in rows], alpha=0.15,
                             color=line.get_color())  # fmt: skip
         ax.set_xscale("log")
@@ -65,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylabel(metric)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    task = next((p for p in args.multirun_dir.resolve().parts if p.startswith("mnist_")), args.multirun_dir.name)
+    task = next(
+        (p for p in args.multirun_dir.resolve().parts if p.startswith("mnist_")), args.multirun_dir.name
+    )
     fig.suptitle(f"{task}: test error vs sequence length (mean, min-max over seeds)")
     fig.tight_layout()
     out = args.out or args.multirun_dir / "mnist_lengths.png"

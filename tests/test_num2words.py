@@ -181,7 +181,7 @@ def test_split_sizes_that_cannot_work_are_config_errors(train_size, val_size):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"readout": "mean"}, "task.readout='mean' is not valid; choose one of: state, sum"),
+        ({"readout": "mean"}, "task.readout='mean' is not valid; choose one of: state, sum, affine"),
         ({"supervision": "all"}, "task.supervision"),
         ({"head_input": "word"}, "task.head_input"),
         ({"head_layers": 3}, "task.head_layers"),
@@ -210,8 +210,8 @@ def test_encoder_comes_from_unit_first_when_it_is_a_recurrent_cell():
     assert build_task(task_config(encoder="rnn_tanh"), gru, 0).encoder == "rnn_tanh"
 
 
-def test_every_token_supervision_skips_prefixes_that_spell_held_out_numbers():
-    task = build_task(task_config(), LSTM_UNIT, 0)
+def test_strict_supervision_skips_prefixes_that_spell_held_out_numbers():
+    task = build_task(task_config(supervision="every_token_strict"), LSTM_UNIT, 0)
     held_out = set(task.splits["val"]) | set(task.splits["test"])
     tokens, prefixes, supervised, value = task.split_tensors("train")
     masked = 0
@@ -228,6 +228,18 @@ def test_every_token_supervision_skips_prefixes_that_spell_held_out_numbers():
             assert bool(supervised[row, t]) == (spelled not in held_out)
             masked += spelled in held_out
     assert masked > 0  # e.g. "forty" of "forty two" when 40 is a test number
+
+
+def test_every_token_supervision_uses_every_word_and_test_novel_excludes_trained_beginnings():
+    task = build_task(task_config(supervision="every_token"), LSTM_UNIT, 0)
+    tokens, _, supervised, _ = task.split_tensors("train")
+    assert supervised.equal(tokens != PAD_ID)
+    train = task.splits["train"]
+    beginnings = {" ".join(number_to_words(n)[:t]) for n in train for t in range(1, MAX_TOKENS)}
+    novel = task.numbers("test_novel")
+    assert set(novel) < set(task.splits["test"])
+    assert novel == [n for n in task.splits["test"] if " ".join(number_to_words(n)) not in beginnings]
+    assert 500 < len(novel) < 631  # seed 0: 45 test phrases begin training phrases ("seven hundred", "forty")
 
 
 def test_final_supervision_uses_the_last_word_only():
@@ -257,6 +269,17 @@ def test_state_readout_reads_the_head_on_the_last_word():
     model = build_task(task_config(readout="state"), LSTM_UNIT, 0).build_model().eval()
     tokens, _, _ = number_tensors([7, 777])
     assert model.final(tokens)[:, 0].tolist() == [model(tokens)[0, 0].item(), model(tokens)[1, 4].item()]
+
+
+def test_affine_readout_multiplies_then_adds_and_holds_over_padding():
+    from nalu_suite.tasks.num2words import WordsToNumberModel
+
+    log_100 = torch.log(torch.tensor(100.0)).item()
+    # seven, hundred, and, seventy, seven (in units of 100), then padding; -3 means "multiply by exactly 1"
+    out = torch.tensor([[[-3.0, 0.07], [log_100, 0.0], [-3.0, 0.0], [-1.0, 0.7], [0.0, 0.07], [5.0, 9.0]]])
+    words = torch.tensor([[True] * 5 + [False]])
+    y = WordsToNumberModel.multiply_add(out, words)
+    assert torch.allclose(y, torch.tensor([[0.07, 7.0, 7.0, 7.7, 7.77, 7.77]]))
 
 
 @pytest.fixture

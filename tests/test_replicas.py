@@ -139,14 +139,20 @@ TABLE_UNITS = ["nalu", "nac", "nac_mul", "inalu", "npu", "realnpu", "linear", "r
 
 @pytest.mark.parametrize("unit", TABLE_UNITS)
 def test_every_table_unit_has_its_own_gradient_inside_a_batch(make_cfg, unit):
-    common = ["task=static_arith", "task.op=sub", f"unit={unit}", "task.eval_size=10", "batch_size=16"]
-    common += ["regularizer.weight=1.0"]  # the units' regularisers take part too
-    alone = ReplicaRun(*_run_args(configure(make_cfg, *common, "seed=1", replicas=1, out="a")))
-    batch = ReplicaRun(*_run_args(configure(make_cfg, *common, "seed=0", replicas=3, out="b")))
-    for run in (alone, batch):
+    cfg = configure(make_cfg, "task=static_arith", "task.op=sub", f"unit={unit}", "task.eval_size=10")
+    with open_dict(cfg):
+        cfg.batch_size = 16
+        cfg.regularizer.weight = 1.0  # the units' regularisers take part too
+    runs = []
+    for seed, replicas in ((1, 1), (0, 3)):  # seed 1 alone, and as replica 1 of seeds 0..2
+        with open_dict(cfg):
+            cfg.seed, cfg.replicas = seed, replicas
+        run = ReplicaRun(cfg, replica_settings(cfg))
         stream = iter(run.batches)
         run.train_step(next(stream))
         stream.close()
+        runs.append(run)
+    alone, batch = runs
     torch.testing.assert_close(batch._last_loss[1], alone._last_loss[0], rtol=1e-6, atol=0.0)
     assert any(p.grad.abs().max() > 0 for p in alone.model.params.values())
     for name, value in alone.model.params.items():
@@ -236,3 +242,24 @@ def test_stacked_batches_need_streams_that_agree(make_cfg):
 
     with pytest.raises(ValueError, match="batch_size"):
         StackedBatches([BatchStream(draw, 4, 0), BatchStream(draw, 8, 1)])
+
+
+def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path):
+    from nalu_suite.config import compose
+    from nalu_suite.replica_table import cell_overrides, run_op
+
+    extra = ["trainer.max_steps=40", "trainer.val_check_interval=20", "task.eval_size=50", "batch_size=16"]
+    extra += ["task.baseline_draws=1", "regularizer.start=10", "regularizer.end=30"]
+    run_op("sub", ["nau", "nmu"], replicas=2, seed=3, extra=extra, out=tmp_path / "table")
+    for unit in ("nau", "nmu"):
+        cell = tmp_path / "table" / f"op=sub,unit={unit}"
+        table_rows = json.loads((cell / "results.json").read_text())["replicas"]
+        cfg = compose(
+            ["callbacks.progress_bar=none", "logger=none", *cell_overrides("sub", unit, 2, 3, extra)]
+        )
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"alone-{unit}")
+        alone_rows = train_replicas(cfg)["replicas"]
+        for mine, theirs in zip(table_rows, alone_rows, strict=True):
+            assert_same_metrics(mine, theirs)
+        assert "unit=" + unit in (cell / ".hydra" / "overrides.yaml").read_text()

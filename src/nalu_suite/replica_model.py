@@ -9,6 +9,7 @@ works here exactly when it works under ``vmap`` (every unit of ``nalu_suite.unit
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -47,6 +48,7 @@ class StackedModel:
         self._template = copy.deepcopy(wrapped[0]).to("meta")
         self._single = copy.deepcopy(models[0])  # an unstacked copy, to hand out one replica's weights
         self.size = len(models)
+        self._bounds: dict | bool | None = None  # the clamp bounds of project_, found on first use
 
     # --- calling the model's code ------------------------------------------------------------------------
     def call(self, state, what: str, *args):
@@ -82,8 +84,45 @@ class StackedModel:
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Each replica's ``project_()`` (clamps into the units' boxes), in place on the stacked weights."""
-        self.vmap(lambda s: self.call(s, "project_"), out_dims=None)(self.state())
+        """Each replica's ``project_()`` (clamps into the units' boxes), in place on the stacked weights.
+
+        Every unit's ``project_`` is an elementwise clamp, so its bounds are found once
+        (:meth:`_clamp_bounds`) and applied with one ``clamp_`` per stacked tensor; a model whose
+        projection is not a clamp is projected through ``vmap`` instead.
+        """
+        if self._bounds is None:
+            self._bounds = self._clamp_bounds()
+        if self._bounds is False:
+            self.vmap(lambda s: self.call(s, "project_"), out_dims=None)(self.state())
+            return
+        for name, (low, high) in self._bounds.items():
+            self.params[name].clamp_(low, high)
+
+    @torch.no_grad()
+    def _clamp_bounds(self):
+        """Per-element ``(low, high)`` of ``project_`` for each parameter it changes, or ``False`` when
+        ``project_`` is not an elementwise clamp (probed on +inf, -inf and random values)."""
+        probe = {}
+        for name, value in self.params.items():
+            shape = value.shape[1:]
+            spread = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(value) * 10
+            probe[name] = torch.stack(
+                [torch.full_like(spread, math.inf), torch.full_like(spread, -math.inf), spread]
+            )
+        buffers = {
+            name: value[:1].expand(3, *value.shape[1:]).clone() for name, value in self.buffers.items()
+        }
+        self.vmap(lambda s: self.call(s, "project_"), out_dims=None)((probe, buffers))
+        bounds = {}
+        for name, value in probe.items():
+            high, low, projected = value[0], value[1], value[2]
+            raw = torch.randn(value.shape[1:], generator=torch.Generator().manual_seed(0)).to(value) * 10
+            if not torch.equal(projected, torch.maximum(torch.minimum(raw, high), low)):
+                return False
+            if bool(torch.isinf(high).all()) and bool(torch.isinf(low).all()):
+                continue  # not projected
+            bounds[name] = (low, high)
+        return bounds
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, group: int | None = None) -> torch.Tensor:

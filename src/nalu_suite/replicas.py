@@ -146,7 +146,9 @@ class ReplicaRun:
     per-replica results. Split up so tests can drive it step by step.
     """
 
-    def __init__(self, cfg: DictConfig, settings: ReplicaSettings) -> None:
+    def __init__(self, cfg: DictConfig, settings: ReplicaSettings, shared: dict | None = None) -> None:
+        """``shared``: a dict in which runs of the same task and seeds (e.g. other units, see
+        ``replica_table.py``) keep one copy of the stacked evaluation sets."""
         from nalu_suite.data import BatchStream, TensorDataModule
         from nalu_suite.optim import build_optimizer, check_optim
         from nalu_suite.tasks import build_task
@@ -160,6 +162,8 @@ class ReplicaRun:
         self.reg = {"weight": 0.0, "start": 0, "end": 0} | to_plain(cfg.get("regularizer"))
 
         self._data_dir = cfg.paths.data_dir
+        self.shared = shared if shared is not None else {}
+        self.data_key = json.dumps([task_cfg, s.seeds, s.batch_size], sort_keys=True, default=str)
         self.tasks, models, streams = [], [], []
         val_data: list[torch.Tensor] = []
         for k, seed in enumerate(s.seeds):
@@ -175,11 +179,16 @@ class ReplicaRun:
                     "(static_arith, recurrent_arith)"
                 )
             streams.append(datamodule.train_set)
-            val_data = _put_replica(val_data, k, s.replicas, [ds.tensors for ds in datamodule.val_sets])
+            if f"val {self.data_key}" not in self.shared:
+                val_data = _put_replica(val_data, k, s.replicas, [ds.tensors for ds in datamodule.val_sets])
             self.eval_batch_size = int(datamodule.eval_batch_size)
             self.tasks.append(task)
         self.task = self.tasks[0]  # loss, predict and split names are the same code for every replica
-        self.val_data = [tuple(t.to(self.device) for t in split) for split in val_data]
+        if f"val {self.data_key}" not in self.shared:
+            self.shared[f"val {self.data_key}"] = [
+                tuple(t.to(self.device) for t in split) for split in val_data
+            ]
+        self.val_data = self.shared[f"val {self.data_key}"]
         self.thresholds = [task.success_threshold() for task in self.tasks]
 
         self.model = StackedModel([m.to(self.device) for m in models])
@@ -226,7 +235,7 @@ class ReplicaRun:
         else:
             task_loss = loss = self._loss_plain(self.model.state(), *batch)
         finite = torch.isfinite(loss)
-        if not bool(finite[self.alive].all()):
+        if not bool(finite.all()) and not bool(finite[self.alive].all()):
             self._mark_diverged(~finite & self.alive)
         if bool(self.alive.all()):
             loss.sum().backward()
@@ -321,14 +330,18 @@ class ReplicaRun:
 
     def _test_data(self) -> list[tuple[torch.Tensor, ...]]:
         """The replicas' test sets, stacked (drawn again: the tasks' fixed sets are deterministic)."""
-        self.val_data = []  # no longer needed; frees the memory before the test sets are drawn
-        test_data: list = []
-        for k, task in enumerate(self.tasks):
-            datamodule = task.build_datamodule(self._data_dir, self.settings.batch_size)
-            test_data = _put_replica(
-                test_data, k, self.settings.replicas, [ds.tensors for ds in datamodule.test_sets]
-            )
-        return [tuple(t.to(self.device) for t in split) for split in test_data]
+        key = f"test {self.data_key}"
+        if key not in self.shared:
+            self.val_data = []  # no longer needed; frees the memory before the test sets are drawn
+            self.shared.pop(f"val {self.data_key}", None)
+            test_data: list = []
+            for k, task in enumerate(self.tasks):
+                datamodule = task.build_datamodule(self._data_dir, self.settings.batch_size)
+                test_data = _put_replica(
+                    test_data, k, self.settings.replicas, [ds.tensors for ds in datamodule.test_sets]
+                )
+            self.shared[key] = [tuple(t.to(self.device) for t in split) for split in test_data]
+        return self.shared[key]
 
     def validate(self) -> None:
         """One validation at the current step: metrics, ``solved_at``, best checkpoints."""

@@ -68,8 +68,9 @@ class MnistFileError(ConfigError):
 
 def _how_to_get(gz: Path) -> str:
     return (
-        f"The repository ships it: restore it with `git checkout -- {SOURCE_DIR}/{gz.name}` inside paths.data_dir, "
-        f"or download {MIRROR}{gz.name} into {gz.parent}/ (check paths.data_dir if the folder is wrong)"
+        f"The repository ships it: restore it with `git checkout -- data/{SOURCE_DIR}/` from the repository "
+        f"root, or download {MIRROR}{gz.name} into {gz.parent}/ (or point paths.data_dir at the folder "
+        f"that holds {SOURCE_DIR}/)"
     )
 
 
@@ -224,7 +225,7 @@ def write_idx_gz(path: str | Path, values: torch.Tensor) -> Path:
 
 
 class MnistSequenceDataModule(L.LightningDataModule):
-    """Batches of ``(image indices (B, T), target)`` for a :class:`~nalu_suite.tasks.mnist_seq.MnistSequenceTask`.
+    """Batches of ``(image indices (B, T), target)`` for an MNIST sequence task (``tasks/mnist_seq.py``).
 
     Training: an endless stream of fresh length-``train_length`` sequences from the training pool.
     Validation and test: the task's fixed index sequences, in ``val_splits`` / ``test_splits`` order; long

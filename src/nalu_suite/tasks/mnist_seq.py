@@ -28,14 +28,17 @@ the softmax expectation of Madsen & Johansen's code). The recurrent core is ``un
 * ``joint``: one cell reads all channels at once (10 inputs for counting) and ``second`` maps its state to
   all outputs; the cell could mix digits, which it must unlearn.
 
-State size: ``task.hidden_size`` per channel for arithmetic units (1: one accumulator), ``task.rnn_hidden_size``
-for lstm / gru / rnn_tanh / rnn_relu.
+State size: ``task.hidden_size`` per channel for arithmetic units (1: one accumulator),
+``task.rnn_hidden_size`` for lstm / gru / rnn_tanh / rnn_relu.
 
-**Training schedule.** Both parts start random. With one learning rate the CNN commits first: before the
-core has learned to add, the fastest way down the loss is to put every image into the same softmax slot,
-the softmax saturates and its gradient vanishes (measured: collapse within 100 steps). The CNN therefore
-learns ``task.cnn_lr_scale`` (0.1) times slower than the core (:class:`SlowedModule`), so the core settles
-on an accumulator within ~100 steps and the CNN then learns the digits from the counts.
+**Training schedule** (measured reasons in ``docs/mnist.md``). Both parts start random. With one learning
+rate the CNN commits first: before the core has learned to add, the fastest way down the loss is to put
+every image into the same softmax slot, the softmax saturates and its gradient vanishes (counting: within
+100 steps). So the CNN learns ``task.cnn_lr_scale`` (0.1) times slower than the core
+(:class:`SlowAveragedModule`), and for addition, where the push towards one slot is strongest (collapse
+within 20 steps), the first ``task.cnn_warmup_steps`` steps train the core alone. The core then settles on
+an accumulator and the CNN learns the digits from the sequence targets. Evaluation uses a moving average
+of the CNN's weights (``task.cnn_average``), which takes out the noise of the constant learning rate.
 
 **Cheap long-sequence evaluation.** In evaluation (``model.eval()`` and no gradients) the CNN runs once
 per distinct image: :meth:`DigitSequenceModel.cached_digit_features` keeps the features of every image
@@ -95,32 +98,61 @@ def sum_targets(labels: torch.Tensor) -> torch.Tensor:
 
 
 # --- model -----------------------------------------------------------------------------------------
-class SlowedModule(nn.Module):
-    """``module`` with its parameters stored as ``theta = w / scale`` and used as ``w = scale * theta``.
+class SlowAveragedModule(nn.Module):
+    """``module`` trained ``lr_scale`` times slower than the rest and evaluated with averaged weights.
 
-    Adam (and AdamW, RMSprop) moves every ``theta`` by about ``lr`` per step whatever the gradient's size,
-    so ``w`` moves about ``scale * lr``: a learning-rate multiplier for one part of the model that needs
-    no second optimiser group. (With plain SGD the factor is ``scale ** 2``.)
+    * Learning-rate multiplier: the parameters are stored as ``theta = w / lr_scale`` and used as
+      ``w = lr_scale * theta``. Adam (and AdamW, RMSprop) moves every ``theta`` by about ``lr`` per step
+      whatever the gradient's size, so ``w`` moves about ``lr_scale * lr`` (with plain SGD the factor is
+      ``lr_scale ** 2``); no second optimiser group is needed.
+    * Weight averaging (Polyak averaging; ``average`` = the decay ``d`` of an exponential moving average,
+      0 = off): every training forward pass first folds the current weights into the average,
+      ``avg = d_n * avg + (1 - d_n) * theta`` with ``d_n = min(d, (1 + n) / (10 + n))`` after ``n`` updates;
+      in eval mode the module computes with the average. Averaging the last ~1/(1 - d) steps removes most
+      of the noise of a constant learning rate, as a decaying learning rate would.
     """
 
-    def __init__(self, module: nn.Module, scale: float) -> None:
+    def __init__(self, module: nn.Module, lr_scale: float = 1.0, average: float = 0.0) -> None:
         super().__init__()
-        if not scale > 0:
-            raise ValueError(f"SlowedModule scale={scale!r} must be > 0")
+        if not lr_scale > 0:
+            raise ValueError(f"SlowAveragedModule lr_scale={lr_scale!r} must be > 0")
+        if not 0.0 <= average < 1.0:
+            raise ValueError(f"SlowAveragedModule average={average!r} must be in [0, 1)")
         self.module = module
-        self.scale = float(scale)
+        self.lr_scale = float(lr_scale)
+        self.average = float(average)
+        self.names = [name for name, _ in module.named_parameters()]
         with torch.no_grad():
             for p in module.parameters():
-                p.div_(self.scale)
+                p.div_(self.lr_scale)
+        if self.average:
+            for i, p in enumerate(module.parameters()):
+                self.register_buffer(f"avg_{i}", p.detach().clone())
+            self.register_buffer("avg_updates", torch.zeros((), dtype=torch.long))
+
+    def averaged(self) -> list[torch.Tensor]:
+        return [getattr(self, f"avg_{i}") for i in range(len(self.names))]
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        n = int(self.avg_updates)
+        decay = min(self.average, (1 + n) / (10 + n))
+        for avg, p in zip(self.averaged(), self.module.parameters(), strict=True):
+            avg.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        self.avg_updates += 1
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1.0:
+        if self.average and self.training and torch.is_grad_enabled():
+            self._update_average()
+        use_average = self.average and not self.training
+        params = self.averaged() if use_average else list(self.module.parameters())
+        if self.lr_scale == 1.0 and not use_average:
             return self.module(*args)
-        weights = {name: p * self.scale for name, p in self.module.named_parameters()}
+        weights = {name: p * self.lr_scale for name, p in zip(self.names, params, strict=True)}
         return torch.func.functional_call(self.module, weights, args)
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+        return f"lr_scale={self.lr_scale}, average={self.average}"
 
 
 class DigitSequenceModel(ArithmeticModel):
@@ -138,10 +170,13 @@ class DigitSequenceModel(ArithmeticModel):
         core: str = "shared",
         cnn_lr_scale: float = 1.0,
         cnn_warmup_steps: int = 0,
+        cnn_average: float = 0.0,
     ) -> None:
         super().__init__()
         scores = 1 if digit_value == "regression" else NUM_DIGITS
-        self.cnn = SlowedModule(MnistCNN(out_features=scores, variant=cnn, dropout=cnn_dropout), cnn_lr_scale)
+        self.cnn = SlowAveragedModule(
+            MnistCNN(out_features=scores, variant=cnn, dropout=cnn_dropout), cnn_lr_scale, cnn_average
+        )
         self.digit_value = digit_value
         if digit_value == "learned":
             self.value = nn.Linear(NUM_DIGITS, 1, bias=False)
@@ -216,7 +251,7 @@ class DigitSequenceModel(ArithmeticModel):
     def cached_digit_features(
         self, table: torch.Tensor, indices: torch.Tensor, chunk: int = 4096
     ) -> torch.Tensor:
-        """``digit_features(table[indices])``, running the CNN only on images not seen since the weights changed.
+        """``digit_features(table[indices])``, with the CNN run only on images new since the weights changed.
 
         For evaluation only (the model in eval mode): the cache is dropped whenever the model is switched to
         eval mode again or any parameter is modified in place (an optimiser step, ``load_state_dict``).
@@ -275,6 +310,9 @@ class MnistSequenceTask(Task):
         self.cnn_warmup_steps = int(task.get("cnn_warmup_steps", 0))
         if self.cnn_warmup_steps < 0:
             raise ConfigError(f"task.cnn_warmup_steps={self.cnn_warmup_steps} must be >= 0")
+        self.cnn_average = float(task.get("cnn_average", 0.0))
+        if not 0.0 <= self.cnn_average < 1.0:
+            raise ConfigError(f"task.cnn_average={self.cnn_average} must be in [0, 1) (0: no averaging)")
         self.cnn_lr_scale = float(task.get("cnn_lr_scale", 1.0))
         if not self.cnn_lr_scale > 0:
             raise ConfigError(f"task.cnn_lr_scale={self.cnn_lr_scale} must be > 0")
@@ -323,7 +361,7 @@ class MnistSequenceTask(Task):
         return self.digits
 
     def pool(self, name: str) -> torch.Tensor:
-        """Indices (into the image table) of the ``train``, ``val`` or ``test`` pool; the three are disjoint."""
+        """Indices (into the image table) of the ``train``, ``val`` or ``test`` pool; they are disjoint."""
         d = self.require_digits()
         first_val = d.n_train - self.val_images
         bounds = {"train": (0, first_val), "val": (first_val, d.n_train), "test": (d.n_train, len(d.labels))}
@@ -389,6 +427,7 @@ class MnistSequenceTask(Task):
             core=self.core,
             cnn_lr_scale=self.cnn_lr_scale,
             cnn_warmup_steps=self.cnn_warmup_steps,
+            cnn_average=self.cnn_average,
         )
 
     def images_on(self, device: torch.device) -> torch.Tensor:

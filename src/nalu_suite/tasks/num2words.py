@@ -11,15 +11,21 @@ Head and training options (``conf/task/num2words.yaml`` says which defaults we c
   then ``unit.second``. With ``unit=lstm`` (first lstm, second linear) this is the paper's "LSTM + linear".
 * ``readout``: ``state`` (paper) predicts ``y_t = s * head(h_t)``; ``sum`` predicts each word's
   contribution and adds them up, ``y_t = s * sum_{k<=t} head(h_k)`` (an accumulator over time, the
-  recurrent-NAC idea of §4.1 with the weight fixed at 1). ``s`` is ``output_scale``.
-* ``supervision``: ``final`` (paper; the authors: the head is applied "only to the final element")
-  or ``every_token``: the value of every prefix is a target too ("seven hundred" -> 700), except a
-  prefix that spells a validation or test number, which would leak that number's label.
+  recurrent-NAC idea of §4.1 with the weight fixed at 1); ``affine`` reads two head outputs per word,
+  ``y_t = exp(max(0, head_0)) * y_{t-1} + s * head_1`` (a multiply-then-add accumulator). ``s`` is
+  ``output_scale``.
+* ``supervision``: ``final`` (paper; the authors: the head is applied "only to the final element");
+  ``every_token``: the value of every prefix is a target too ("seven hundred" -> 700);
+  ``every_token_strict``: the same without prefixes that spell a validation or test number. With
+  ``every_token``, a test phrase such as "seven hundred" can be the beginning of a training phrase
+  ("seven hundred and five") and so be trained on with its value; ``test_novel/*`` reports the test
+  numbers for which that never happens.
 * ``state_noise``: during training the encoder starts from a random state ``N(0, state_noise^2)``
-  instead of zeros, so what it computes for a word cannot hinge on context it has not seen.
+  instead of zeros, so what it computes for a word depends less on context it has not seen.
 
 Metrics: ``val/*`` on the validation numbers; at test time ``train/*`` (the 169 training phrases,
-evaluated like the others) and ``test/*``: ``mae`` and ``exact`` (rounded prediction == number).
+evaluated like the others), ``test/*`` (all 631 test numbers) and ``test_novel/*`` (see above):
+``mae``, ``exact`` (rounded prediction == number), ``mse``, ``rel_err``.
 """
 
 from __future__ import annotations
@@ -45,9 +51,9 @@ from nalu_suite.tasks.num2words_data import (
 )
 
 READOUTS = ("state", "sum", "affine")
-#: ``readout='affine'``: the multiplier ``exp(head_0)`` is capped at ``exp(MAX_LOG_MULTIPLIER)``
+#: ``readout='affine'``: the multiplier ``exp(max(0, head_0))`` is capped at ``exp(MAX_LOG_MULTIPLIER)``
 MAX_LOG_MULTIPLIER = 10.0
-SUPERVISIONS = ("final", "every_token")
+SUPERVISIONS = ("final", "every_token", "every_token_strict")
 HEAD_INPUTS = ("state", "state_and_embedding")
 #: recurrent cells that ``unit.first`` may name to become the encoder (``unit=lstm``, ``unit=gru``, ...)
 CLASSIC_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -56,7 +62,7 @@ CLASSIC_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 class WordsToNumberModel(ArithmeticModel):
     """Embedding -> recurrent encoder -> arithmetic head on every encoder state; ``forward`` gives the
     prediction after every token, ``[batch, time]`` (after the last word it stays at the final value
-    for ``readout='sum'``; padding positions are meaningless for ``readout='state'``)."""
+    for ``readout='sum'`` and ``'affine'``; padding positions are meaningless for ``readout='state'``)."""
 
     def __init__(
         self,
@@ -141,7 +147,7 @@ class WordsToNumberModel(ArithmeticModel):
 class Num2WordsTask(Task):
     name = "num2words"
     val_splits = ("val",)
-    test_splits = ("train", "test")
+    test_splits = ("train", "test", "test_novel")
     monitor = "val/mae"
 
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
@@ -200,8 +206,9 @@ class Num2WordsTask(Task):
     def supervised_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """Which prefix targets the loss uses, ``[N, T]`` bool.
 
-        Always the last word. With ``supervision='every_token'`` also every earlier prefix, unless
-        the prefix spells a number of another split ("forty" of "forty two" when 40 is a test number).
+        Always the last word. ``every_token`` adds every earlier prefix; ``every_token_strict`` skips a
+        prefix that spells a validation or test number ("forty" of "forty two" when 40 is a test number),
+        so no held-out phrase is ever a training input with its label.
         """
         lengths = (tokens != PAD_ID).sum(dim=1)
         mask = torch.zeros_like(tokens, dtype=torch.bool)
@@ -209,14 +216,25 @@ class Num2WordsTask(Task):
         if self.supervision == "final":
             return mask
         held_out = set(self.splits["val"]) | set(self.splits["test"])
-        for row, words in enumerate(decode(t) for t in tokens):
-            for t in range(len(words) - 1):
-                mask[row, t] = _spelled_number(words[: t + 1]) not in held_out
+        strict = self.supervision == "every_token_strict"
+        for row, length in enumerate(lengths.tolist()):
+            words = decode(tokens[row])
+            for t in range(length - 1):
+                mask[row, t] = not (strict and _spelled_number(words[: t + 1]) in held_out)
         return mask
+
+    def numbers(self, split: str) -> list[int]:
+        """The numbers of a split; ``test_novel`` is the test numbers whose phrase is not the beginning of
+        any training phrase (``every_token`` supervision trains on those beginnings, e.g. "seven
+        hundred" inside "seven hundred and five"), the fair subset to compare supervision modes on."""
+        if split != "test_novel":
+            return self.splits[split]
+        prefixes = {tuple(number_to_words(n)[:t]) for n in self.splits["train"] for t in range(1, MAX_TOKENS)}
+        return [n for n in self.splits["test"] if tuple(number_to_words(n)) not in prefixes]
 
     def split_tensors(self, split: str) -> tuple[torch.Tensor, ...]:
         """``(tokens, prefix_targets, supervised, value)`` of a split's numbers."""
-        tokens, prefixes, value = number_tensors(self.splits[split])
+        tokens, prefixes, value = number_tensors(self.numbers(split))
         return tokens, prefixes, self.supervised_positions(tokens), value
 
     def build_datamodule(self, data_dir: str | Path, batch_size: int):

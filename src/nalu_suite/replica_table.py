@@ -1,0 +1,221 @@
+"""The static-task success table: every op x unit, R seeds each, one command.
+
+    python -m nalu_suite.replica_table --out logs/static_table              # 6 ops x 10 units x 100 seeds
+    python -m nalu_suite.replica_table --ops add,mul --units nau,nmu --replicas 20 --out /tmp/t
+    python scripts/report.py logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
+
+Each cell is what ``python train.py task=static_arith task.op=OP unit=UNIT replicas=R OVERRIDES`` would
+train (the same configs, seeds, data and results), with ``OP_SETTINGS[op]`` as the overrides. The cells
+of one op differ only in the unit, so they read the **same** training batches and evaluation sets: the
+batches are drawn once per op and every unit's replicas step on them in lockstep, which saves most of
+the data generation (the dominant cost of these tiny models). Every cell gets its own directory with
+``results.json`` and ``.hydra/overrides.yaml``, so ``scripts/report.py`` reads the table like a Hydra
+multirun. A figure of the success rates (``success.png``) is written next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from nalu_suite.errors import ConfigError
+
+log = logging.getLogger("nalu_suite")
+
+OPS = ("add", "sub", "mul", "div", "square", "sqrt")
+#: the table's rows: Madsen & Johansen's models (NAC+ / NAC• and NAU / NMU are the additive and the
+#: multiplicative member of a pair) plus iNALU, NPU, RealNPU and the Linear / ReLU6 baselines
+UNITS = ("nalu", "nac", "nac_mul", "nau", "nmu", "inalu", "npu", "realnpu", "linear", "relu6")
+
+#: the schedule every op is trained with (see docs/replicas.md for how it was chosen): Adam at 0.03 with
+#: cosine decay to 1%, the units' sparsity regulariser ramped from 0 to 100 between steps 5k and 10k
+COMMON = [
+    "optim.name=adam",
+    "optim.lr=0.03",
+    "optim.schedule=cosine",
+    "optim.final_lr_factor=0.01",
+    "regularizer.weight=100",
+    "regularizer.start=5000",
+    "regularizer.end=10000",
+    "trainer.max_steps=20000",
+    "trainer.val_check_interval=1000",
+]
+OP_SETTINGS: dict[str, list[str]] = {op: list(COMMON) for op in OPS}
+
+
+def cell_overrides(op: str, unit: str, replicas: int, seed: int, extra: list[str]) -> list[str]:
+    """The ``train.py`` overrides of one cell; ``extra`` replaces settings of the same key."""
+    keys = {item.split("=", 1)[0].lstrip("+~") for item in extra}
+    settings = [item for item in OP_SETTINGS[op] if item.split("=", 1)[0] not in keys]
+    return [
+        "task=static_arith",
+        f"task.op={op}",
+        f"unit={unit}",
+        f"replicas={replicas}",
+        f"seed={seed}",
+        *settings,
+        *extra,
+    ]
+
+
+def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str], out: Path) -> None:
+    """Train every unit's R replicas of ``op`` in lockstep on one shared stream; write each cell."""
+    from omegaconf import open_dict
+    from tqdm import tqdm
+
+    from nalu_suite.config import compose
+    from nalu_suite.replicas import ReplicaRun, replica_settings
+    from nalu_suite.train import validate
+
+    shared: dict = {}
+    runs, dirs, overrides = [], [], []
+    started = time.time()
+    for unit in units:
+        cell = cell_overrides(op, unit, replicas, seed, extra)
+        cfg = compose(["callbacks.progress_bar=none", "logger=none", *cell])
+        cell_dir = out / f"op={op},unit={unit}"
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(cell_dir)
+        validate(cfg)
+        runs.append(ReplicaRun(cfg, replica_settings(cfg), shared=shared))
+        dirs.append(cell_dir)
+        overrides.append(cell)
+    settings = runs[0].settings
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    for run in runs[1:]:
+        same = (run.settings.max_steps, run.settings.val_check_interval, run.data_key)
+        if same != (settings.max_steps, settings.val_check_interval, runs[0].data_key):
+            raise ConfigError(f"op={op}: the units' runs differ in steps, validation or data; cannot share")
+    first = [runs[0].batches.streams[0]._chunk(0), runs[-1].batches.streams[0]._chunk(0)]
+    if not all(torch.equal(a, b) for a, b in zip(*first, strict=True)):
+        raise ConfigError(f"op={op}: the units' training streams differ; cannot share them")
+
+    batches = iter(runs[0].batches)
+    bar = tqdm(total=settings.max_steps, desc=f"{op}: {len(units)} units x {replicas} seeds", unit="step")
+    try:
+        for _ in range(settings.max_steps):
+            batch = next(batches)
+            for run in runs:
+                run.train_step(batch)
+            if runs[0].step % settings.val_check_interval == 0:
+                for run in runs:
+                    run.validate()
+                solved = [sum(v is not None for v in run.solved_at) for run in runs]
+                bar.set_postfix_str(
+                    "solved " + " ".join(f"{u}={k}" for u, k in zip(units, solved, strict=True))
+                )
+            bar.update(1)
+    finally:
+        batches.close()
+        bar.close()
+    for run, cell_dir, cell in zip(runs, dirs, overrides, strict=True):
+        run._record_train_metrics()
+        rows = run.rows(run.test(), wall_time=time.time() - started)
+        _write_cell(run, rows, cell_dir, cell, time.time() - started)
+
+
+def _write_cell(run, rows, cell_dir: Path, overrides: list[str], wall: float) -> None:
+    from nalu_suite.replica_results import summarize
+
+    metric = run.task.success_metric
+    success_name = metric.rsplit("/", 1)[0] + "/success" if metric else None
+    results = summarize(rows, success_name) | {
+        "seed": run.settings.seed,
+        "train_steps": float(run.step),
+        "wall_time_s": round(wall, 2),
+        "replicas": rows,
+    }
+    (cell_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (cell_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (cell_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+    run.save(cell_dir)
+    rate = results.get(f"{success_name}_rate", math.nan)
+    log.info(
+        "%s: success %.0f%%, solved_at median %s", cell_dir.name, 100 * rate, results["solved_at_median"]
+    )
+
+
+def plot_success(out: Path) -> Path | None:
+    """``success.png``: success rate (with its Wilson interval) per op and unit, from the cells' results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {}
+    for path in sorted(out.glob("op=*,unit=*/results.json")):
+        op, unit = (part.split("=", 1)[1] for part in path.parent.name.split(","))
+        cells[(op, unit)] = json.loads(path.read_text())
+    if not cells:
+        return None
+    ops = [op for op in OPS if any(k[0] == op for k in cells)]
+    units = [u for u in UNITS if any(k[1] == u for k in cells)] or sorted({k[1] for k in cells})
+    fig, ax = plt.subplots(figsize=(1.6 * len(ops) + 2, 4))
+    width = 0.8 / len(units)
+    for j, unit in enumerate(units):
+        xs, ys, lo, hi = [], [], [], []
+        for i, op in enumerate(ops):
+            r = cells.get((op, unit))
+            if r is None or "test/extrap/success_rate" not in r:
+                continue
+            xs.append(i + (j - (len(units) - 1) / 2) * width)
+            ys.append(100 * r["test/extrap/success_rate"])
+            lo.append(max(0.0, ys[-1] - 100 * r["test/extrap/success_rate_ci_low"]))
+            hi.append(max(0.0, 100 * r["test/extrap/success_rate_ci_high"] - ys[-1]))
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=unit)
+    ax.set_xticks(range(len(ops)), ops)
+    ax.set_ylabel("success rate (%), 95% Wilson interval")
+    ax.set_ylim(0, 105)
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    fig.tight_layout()
+    path = out / "success.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated (default: {','.join(OPS)})")
+    parser.add_argument(
+        "--units", default=",".join(UNITS), help=f"comma-separated (default: {','.join(UNITS)})"
+    )
+    parser.add_argument("--replicas", type=int, default=100, help="seeds per cell (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra train.py overrides for every cell, e.g. threads=1"
+    )
+    args = parser.parse_args(argv)
+    ops = [o for o in args.ops.split(",") if o]
+    units = [u for u in args.units.split(",") if u]
+    for op in ops:
+        if op not in OP_SETTINGS:
+            parser.error(f"unknown op {op!r}; valid: {', '.join(OPS)}")
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for op in ops:
+        run_op(op, units, args.replicas, args.seed, args.overrides, args.out)
+        log.info("op %s done after %.0f s in total", op, time.time() - started)
+    figure = plot_success(args.out)
+    log.info(
+        "table written to %s in %.0f s%s",
+        args.out,
+        time.time() - started,
+        f"; figure {figure}" if figure else "",
+    )
+
+
+if __name__ == "__main__":
+    main()
