@@ -12,12 +12,10 @@ Writes ``DIR/mnist_lengths.png`` unless ``--out`` says otherwise.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-from pathlib import Path
 
-from nalu_suite.report import group_jobs, load_jobs
+from nalu_suite.report import group_jobs, load_jobs, plot_parser
 
 LENGTH_METRIC = re.compile(r"^test/len(\d+)/(\w+)$")
 LOG_METRICS = ("rel_err", "mae", "mse")
@@ -29,13 +27,13 @@ def lengths_of(results: dict, metric: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = plot_parser(
+        __doc__,
+        "--metrics",
+        "rel_err,acc",
+        "comma-separated, e.g. rel_err,acc,mae",
+        "PNG path (default: MULTIRUN_DIR/mnist_lengths.png)",
     )
-    parser.add_argument("multirun_dir", type=Path)
-    parser.add_argument("--metrics", default="rel_err,acc", help="comma-separated, e.g. rel_err,acc,mae")
-    parser.add_argument("--group-by", help="comma-separated override keys (default: all overrides but seed)")
-    parser.add_argument("--out", type=Path, help="PNG path (default: MULTIRUN_DIR/mnist_lengths.png)")
     args = parser.parse_args(argv)
 
     jobs = load_jobs(args.multirun_dir)

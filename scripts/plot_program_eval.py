@@ -10,11 +10,10 @@ overrides but the seed, or ``--group-by``). Draws the mean over seeds with the m
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
-from nalu_suite.report import group_jobs, load_jobs
+from nalu_suite.report import group_jobs, load_jobs, plot_parser
 
 SPLIT = re.compile(r"^test/d(\d+)/(\w+)$")
 
@@ -65,13 +64,13 @@ def plot(data: dict[str, dict[int, list[float]]], metric: str, path: Path, train
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = plot_parser(
+        __doc__,
+        "--metric",
+        "exact",
+        "exact (default), digit_acc or mae",
+        "PNG path (default: DIR/accuracy_vs_digits_<metric>.png)",
     )
-    parser.add_argument("multirun_dir", type=Path)
-    parser.add_argument("--metric", default="exact", help="exact (default), digit_acc or mae")
-    parser.add_argument("--group-by", help="comma-separated override keys (default: all overrides but seed)")
-    parser.add_argument("--out", type=Path, help="PNG path (default: DIR/accuracy_vs_digits_<metric>.png)")
     args = parser.parse_args()
     if not args.multirun_dir.is_dir():
         raise SystemExit(f"error: {args.multirun_dir} is not a directory")

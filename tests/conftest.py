@@ -50,3 +50,35 @@ def run_script():
         )
 
     return _run
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny models train fastest so on this loaded 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def num2words_config():
+    """``num2words_config(**overrides)``: a small num2words task config (a fresh dict each call)."""
+    base = {
+        "name": "num2words",
+        "train_size": 169,
+        "val_size": 200,
+        "embedding_size": 16,
+        "hidden_size": 16,
+        "encoder": None,
+        "head_input": "state",
+        "head_layers": 1,
+        "head_hidden": 4,
+        "readout": "sum",
+        "supervision": "every_token",
+        "output_scale": 100.0,
+        "state_noise": 2.0,
+    }
+    return lambda **overrides: base | overrides

@@ -386,15 +386,6 @@ def test_too_many_validation_images_is_a_config_error(mnist_dir):
 
 
 # --- end to end ------------------------------------------------------------------------------------
-@pytest.fixture
-def one_thread():
-    """Two threads on a loaded 2-core machine are several times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_short_training_run_learns_to_count(mnist_dir, make_cfg, one_thread):
     from nalu_suite.train import train
 

@@ -29,25 +29,6 @@ LSTM_UNIT = {"name": "lstm", "first": "lstm", "second": "linear", "first_options
 NAU_UNIT = {"name": "nau", "first": "nau", "second": "nau", "first_options": {}, "second_options": {}}
 
 
-def task_config(**overrides):
-    cfg = {
-        "name": "num2words",
-        "train_size": 169,
-        "val_size": 200,
-        "embedding_size": 16,
-        "hidden_size": 16,
-        "encoder": None,
-        "head_input": "state",
-        "head_layers": 1,
-        "head_hidden": 4,
-        "readout": "sum",
-        "supervision": "every_token",
-        "output_scale": 100.0,
-        "state_noise": 2.0,
-    }
-    return cfg | overrides
-
-
 # --- vocabulary and the word parser --------------------------------------------------------------
 def test_vocabulary_is_padding_then_the_thirty_number_words():
     assert VOCAB[PAD_ID] == "<pad>" and PAD_ID == 0
@@ -191,27 +172,27 @@ def test_split_sizes_that_cannot_work_are_config_errors(train_size, val_size):
         ({"output_scale": 0}, "task.output_scale"),
     ],
 )
-def test_bad_task_values_are_config_errors_naming_the_value(overrides, match):
+def test_bad_task_values_are_config_errors_naming_the_value(overrides, match, num2words_config):
     with pytest.raises(ConfigError, match=match):
-        build_task(task_config(**overrides), LSTM_UNIT, 0)
+        build_task(num2words_config(**overrides), LSTM_UNIT, 0)
 
 
-def test_two_layer_head_needs_an_arithmetic_unit_as_first_layer():
+def test_two_layer_head_needs_an_arithmetic_unit_as_first_layer(num2words_config):
     with pytest.raises(ConfigError, match="unit.first='lstm' is not an arithmetic unit"):
-        build_task(task_config(head_layers=2), LSTM_UNIT, 0)
-    model = build_task(task_config(head_layers=2), NAU_UNIT, 0).build_model()
+        build_task(num2words_config(head_layers=2), LSTM_UNIT, 0)
+    model = build_task(num2words_config(head_layers=2), NAU_UNIT, 0).build_model()
     assert [m.in_features for m in model.head] == [16, 4]
 
 
-def test_encoder_comes_from_unit_first_when_it_is_a_recurrent_cell():
+def test_encoder_comes_from_unit_first_when_it_is_a_recurrent_cell(num2words_config):
     gru = LSTM_UNIT | {"name": "gru", "first": "gru"}
-    assert build_task(task_config(), gru, 0).encoder == "gru"
-    assert build_task(task_config(), NAU_UNIT, 0).encoder == "lstm"
-    assert build_task(task_config(encoder="rnn_tanh"), gru, 0).encoder == "rnn_tanh"
+    assert build_task(num2words_config(), gru, 0).encoder == "gru"
+    assert build_task(num2words_config(), NAU_UNIT, 0).encoder == "lstm"
+    assert build_task(num2words_config(encoder="rnn_tanh"), gru, 0).encoder == "rnn_tanh"
 
 
-def test_strict_supervision_skips_prefixes_that_spell_held_out_numbers():
-    task = build_task(task_config(supervision="every_token_strict"), LSTM_UNIT, 0)
+def test_strict_supervision_skips_prefixes_that_spell_held_out_numbers(num2words_config):
+    task = build_task(num2words_config(supervision="every_token_strict"), LSTM_UNIT, 0)
     held_out = set(task.splits["val"]) | set(task.splits["test"])
     tokens, prefixes, supervised, value = task.split_tensors("train")
     masked = 0
@@ -230,8 +211,8 @@ def test_strict_supervision_skips_prefixes_that_spell_held_out_numbers():
     assert masked > 0  # e.g. "forty" of "forty two" when 40 is a test number
 
 
-def test_every_token_supervision_uses_every_word_and_test_novel_excludes_trained_beginnings():
-    task = build_task(task_config(supervision="every_token"), LSTM_UNIT, 0)
+def test_every_token_supervision_uses_every_word_and_test_novel_excludes_trained_beginnings(num2words_config):
+    task = build_task(num2words_config(supervision="every_token"), LSTM_UNIT, 0)
     tokens, _, supervised, _ = task.split_tensors("train")
     assert supervised.equal(tokens != PAD_ID)
     train = task.splits["train"]
@@ -242,17 +223,17 @@ def test_every_token_supervision_uses_every_word_and_test_novel_excludes_trained
     assert 500 < len(novel) < 631  # seed 0: 45 test phrases begin training phrases ("seven hundred", "forty")
 
 
-def test_final_supervision_uses_the_last_word_only():
-    task = build_task(task_config(supervision="final"), LSTM_UNIT, 0)
+def test_final_supervision_uses_the_last_word_only(num2words_config):
+    task = build_task(num2words_config(supervision="final"), LSTM_UNIT, 0)
     tokens, _, supervised, _ = task.split_tensors("train")
     assert supervised.sum(dim=1).tolist() == [1] * len(tokens)
     assert supervised.equal(supervised & (tokens != PAD_ID))
 
 
 # --- the model ----------------------------------------------------------------------------------
-def test_sum_readout_holds_the_final_value_over_padding_and_noise_only_in_training():
+def test_sum_readout_holds_the_final_value_over_padding_and_noise_only_in_training(num2words_config):
     torch.manual_seed(0)
-    model = build_task(task_config(), LSTM_UNIT, 0).build_model()
+    model = build_task(num2words_config(), LSTM_UNIT, 0).build_model()
     tokens, _, _ = number_tensors([7, 42, 777])
     model.eval()
     per_token = model(tokens)
@@ -264,9 +245,9 @@ def test_sum_readout_holds_the_final_value_over_padding_and_noise_only_in_traini
     assert not torch.equal(model(tokens), per_token)
 
 
-def test_state_readout_reads_the_head_on_the_last_word():
+def test_state_readout_reads_the_head_on_the_last_word(num2words_config):
     torch.manual_seed(0)
-    model = build_task(task_config(readout="state"), LSTM_UNIT, 0).build_model().eval()
+    model = build_task(num2words_config(readout="state"), LSTM_UNIT, 0).build_model().eval()
     tokens, _, _ = number_tensors([7, 777])
     assert model.final(tokens)[:, 0].tolist() == [model(tokens)[0, 0].item(), model(tokens)[1, 4].item()]
 
@@ -282,19 +263,10 @@ def test_affine_readout_multiplies_then_adds_and_holds_over_padding():
     assert torch.allclose(y, torch.tensor([[0.07, 7.0, 7.0, 7.7, 7.77, 7.77]]))
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread (and do not fight other tests for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_a_short_training_run_learns(one_thread):
+def test_a_short_training_run_learns(one_thread, num2words_config):
     """100 full-batch Adam steps of a small model cut the validation MAE far below the untrained one."""
     torch.manual_seed(0)
-    task = build_task(task_config(), LSTM_UNIT, 0)
+    task = build_task(num2words_config(), LSTM_UNIT, 0)
     model = task.build_model()
     train_batch = task.split_tensors("train")
     val_batch = task.split_tensors("val")
@@ -317,8 +289,8 @@ def test_a_short_training_run_learns(one_thread):
     assert after < 60  # measured: about 30
 
 
-def test_preview_shows_phrases_with_their_targets():
-    rows = build_task(task_config(), LSTM_UNIT, 0).preview(25)
+def test_preview_shows_phrases_with_their_targets(num2words_config):
+    rows = build_task(num2words_config(), LSTM_UNIT, 0).preview(25)
     assert len(rows) == 25
     for row in rows:
         assert words_to_number(row["text"].split()) == row["target"]
@@ -326,8 +298,8 @@ def test_preview_shows_phrases_with_their_targets():
         assert [VOCAB[i] for i in row["inputs"]] == row["text"].split()
 
 
-def test_make_figures_writes_the_per_token_png(tmp_path):
-    task = build_task(task_config(), LSTM_UNIT, 0)
+def test_make_figures_writes_the_per_token_png(tmp_path, num2words_config):
+    task = build_task(num2words_config(), LSTM_UNIT, 0)
     numbers = task.figure_numbers()
     assert len(numbers) == 4 and set(numbers) <= set(task.splits["test"])
     (path,) = task.make_figures(task.build_model(), tmp_path)

@@ -12,21 +12,6 @@ from nalu_suite.tasks import build_task
 from nalu_suite.tasks.num2words_data import encode, normalize_phrase
 
 UNIT = {"name": "lstm", "first": "lstm", "second": "linear", "first_options": {}, "second_options": {}}
-TASK = {
-    "name": "num2words",
-    "train_size": 169,
-    "val_size": 200,
-    "embedding_size": 8,
-    "hidden_size": 8,
-    "encoder": None,
-    "head_input": "state",
-    "head_layers": 1,
-    "head_hidden": 4,
-    "readout": "sum",
-    "supervision": "every_token",
-    "output_scale": 100.0,
-    "state_noise": 2.0,
-}
 
 
 def save_checkpoint(path, task: dict, model: torch.nn.Module | None = None) -> None:
@@ -48,12 +33,13 @@ def save_checkpoint(path, task: dict, model: torch.nn.Module | None = None) -> N
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, num2words_config):
     """A num2words checkpoint of an untrained model with its own (seeded) weights; returns (path, model)."""
+    task = num2words_config(embedding_size=8, hidden_size=8)
     torch.manual_seed(123)
-    model = build_task(TASK, UNIT, 0).build_model().eval()
+    model = build_task(task, UNIT, 0).build_model().eval()
     path = tmp_path_factory.mktemp("ckpt") / "best.ckpt"
-    save_checkpoint(path, TASK, model)
+    save_checkpoint(path, task, model)
     return path, model
 
 
@@ -137,10 +123,11 @@ def test_file_that_is_no_checkpoint_is_an_error(tmp_path, capsys):
     assert_one_line_error(capsys, str(junk), "not a readable PyTorch checkpoint")
 
 
-def test_checkpoint_with_pickled_code_is_refused(tmp_path, capsys):
+def test_checkpoint_with_pickled_code_is_refused(tmp_path, capsys, num2words_config):
     path = tmp_path / "code.ckpt"
     payload = argparse.Namespace(note="unpickling this needs a class import, which weights_only=True forbids")
-    torch.save({"hyper_parameters": {"task": TASK}, "state_dict": {}, "payload": payload}, path)
+    task = num2words_config(embedding_size=8, hidden_size=8)
+    torch.save({"hyper_parameters": {"task": task}, "state_dict": {}, "payload": payload}, path)
     assert main([str(path), "forty two"]) == 2
     assert_one_line_error(capsys, "not a readable PyTorch checkpoint", "weights_only=True")
 

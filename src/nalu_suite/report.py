@@ -8,6 +8,7 @@ its 95% Wilson interval; ``solved_at`` as the median over successful runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from dataclasses import dataclass, field
@@ -72,6 +73,20 @@ def load_jobs(root: Path) -> list[Job]:
             raise SystemExit(f"error: {results_path} is not valid JSON ({err})") from err
         jobs.append(Job(job_dir, overrides, results))
     return jobs
+
+
+def plot_parser(
+    description: str, metric: str, default: str, metric_help: str, out_help: str
+) -> argparse.ArgumentParser:
+    """The plot scripts' CLI: ``MULTIRUN_DIR``, one metric option, ``--group-by`` and ``--out``."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("multirun_dir", type=Path)
+    parser.add_argument(metric, default=default, help=metric_help)
+    parser.add_argument("--group-by", help="comma-separated override keys (default: all overrides but seed)")
+    parser.add_argument("--out", type=Path, help=out_help)
+    return parser
 
 
 def group_jobs(jobs: list[Job], group_by: list[str] | None = None) -> list[Group]:
