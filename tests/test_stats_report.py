@@ -64,3 +64,20 @@ def test_report_pools_seeds_and_reports_success_rate(tmp_path):
 def test_report_rejects_a_directory_without_results(tmp_path):
     with pytest.raises(SystemExit, match="no results.json"):
         report(tmp_path)
+
+
+def test_group_by_reads_a_key_a_job_did_not_override_from_its_resolved_config(tmp_path):
+    write_job(tmp_path, 0, ["seed=0"], {"test/mae": 1.0})  # the default unit, nau
+    write_job(tmp_path, 1, ["unit=nau", "seed=1"], {"test/mae": 3.0})
+    write_job(tmp_path, 2, ["unit=lstm", "seed=0"], {"test/mae": 7.0})
+    for i, unit in enumerate(["nau", "nau", "lstm"]):
+        config = {"unit": {"name": unit, "first": unit}, "task": {"kind": "programs"}}
+        (tmp_path / str(i) / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    table = report(tmp_path, ["test/mae"], group_by=["unit", "task.kind", "task.missing"])
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in table.splitlines()[2:]}
+    assert set(rows) == {
+        "unit=nau, task.kind=programs, task.missing=-",
+        "unit=lstm, task.kind=programs, task.missing=-",
+    }
+    runs, mae = (c.strip() for c in rows["unit=nau, task.kind=programs, task.missing=-"])
+    assert (runs, mae) == ("2", "2 ± 1.414")

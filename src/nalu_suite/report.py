@@ -1,7 +1,10 @@
 """Turn a Hydra multirun directory into a markdown table (``scripts/report.py``).
 
 Each job directory holds ``results.json`` and ``.hydra/overrides.yaml``. Jobs are grouped by their
-overrides minus the seed (so seeds pool), and each metric is shown as mean ± std over the group.
+overrides minus the seed (so seeds pool), or by the keys ``--group-by`` names: a key a job did not
+override is read from its resolved ``.hydra/config.yaml`` (a config group such as ``unit`` by its
+``name``), so a default run and a run that names the same value group together. Each metric is shown
+as mean ± std over the group.
 Metrics ending in ``/success`` are shown as Madsen & Johansen report them: the success rate with
 its 95% Wilson interval; ``solved_at`` as the median over successful runs.
 """
@@ -26,6 +29,18 @@ class Job:
     path: Path
     overrides: dict[str, str]
     results: dict[str, float]
+
+    def setting(self, key: str) -> str:
+        """The job's value of ``key``: its override, else its resolved config's (``-`` if neither)."""
+        if key in self.overrides:
+            return self.overrides[key]
+        config_path = self.path / ".hydra" / "config.yaml"
+        value = yaml.safe_load(config_path.read_text()) if config_path.exists() else None
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            value = value.get("name")
+        return "-" if value is None else str(value)
 
 
 @dataclass
@@ -93,7 +108,7 @@ def group_jobs(jobs: list[Job], group_by: list[str] | None = None) -> list[Group
     groups: dict[tuple, Group] = {}
     for job in jobs:
         if group_by:
-            key = tuple((k, job.overrides.get(k, "-")) for k in group_by)
+            key = tuple((k, job.setting(k)) for k in group_by)
         else:
             key = tuple(
                 sorted((k, v) for k, v in job.overrides.items() if not k.startswith(IGNORED_OVERRIDES))
@@ -157,7 +172,9 @@ def report(root: Path, metrics: list[str] | None = None, group_by: list[str] | N
     missing = unfinished_jobs(root)
     if missing:
         names = ", ".join(str(p.relative_to(root)) for p in missing[:5])
-        table += f"\n\n{len(missing)} job(s) without results.json (crashed or unfinished) not counted: {names}"
+        table += (
+            f"\n\n{len(missing)} job(s) without results.json (crashed or unfinished) not counted: {names}"
+        )
     diverged = sum(1 for job in jobs for row in _rows(job.results) if row.get("diverged"))
     if diverged:
         table += f"\n\n{diverged} run(s) diverged: failures in the success rates, with no other metrics."
