@@ -396,6 +396,7 @@ def test_short_training_run_learns_to_count(mnist_dir, make_cfg, one_thread):
         "task.val_sequences=16",
         f"task.test_sequences=[{N_TEST},16,8,4]",
         "task.cnn=2018",
+        "task.cnn_warmup_steps=0",  # the default 400 is more than this short run
         "task.cnn_dropout=0",
         "batch_size=16",
         "trainer.max_steps=150",
