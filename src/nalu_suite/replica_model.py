@@ -102,10 +102,11 @@ class StackedModel:
     def _clamp_bounds(self):
         """Per-element ``(low, high)`` of ``project_`` for each parameter it changes, or ``False`` when
         ``project_`` is not an elementwise clamp (probed on +inf, -inf and random values)."""
-        probe = {}
+        probe, spreads = {}, {}
         for name, value in self.params.items():
             shape = value.shape[1:]
             spread = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(value) * 10
+            spreads[name] = spread
             probe[name] = torch.stack(
                 [torch.full_like(spread, math.inf), torch.full_like(spread, -math.inf), spread]
             )
@@ -116,8 +117,7 @@ class StackedModel:
         bounds = {}
         for name, value in probe.items():
             high, low, projected = value[0], value[1], value[2]
-            raw = torch.randn(value.shape[1:], generator=torch.Generator().manual_seed(0)).to(value) * 10
-            if not torch.equal(projected, torch.maximum(torch.minimum(raw, high), low)):
+            if not torch.equal(projected, torch.maximum(torch.minimum(spreads[name], high), low)):
                 return False
             if bool(torch.isinf(high).all()) and bool(torch.isinf(low).all()):
                 continue  # not projected

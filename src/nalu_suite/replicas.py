@@ -164,6 +164,7 @@ class ReplicaRun:
         self._data_dir = cfg.paths.data_dir
         self.shared = shared if shared is not None else {}
         self.data_key = json.dumps([task_cfg, s.seeds, s.batch_size], sort_keys=True, default=str)
+        val_key = f"val {self.data_key}"
         self.tasks, models, streams = [], [], []
         val_data: list[torch.Tensor] = []
         for k, seed in enumerate(s.seeds):
@@ -179,16 +180,14 @@ class ReplicaRun:
                     "(static_arith, recurrent_arith)"
                 )
             streams.append(datamodule.train_set)
-            if f"val {self.data_key}" not in self.shared:
+            if val_key not in self.shared:
                 val_data = _put_replica(val_data, k, s.replicas, [ds.tensors for ds in datamodule.val_sets])
             self.eval_batch_size = int(datamodule.eval_batch_size)
             self.tasks.append(task)
         self.task = self.tasks[0]  # loss, predict and split names are the same code for every replica
-        if f"val {self.data_key}" not in self.shared:
-            self.shared[f"val {self.data_key}"] = [
-                tuple(t.to(self.device) for t in split) for split in val_data
-            ]
-        self.val_data = self.shared[f"val {self.data_key}"]
+        if val_key not in self.shared:
+            self.shared[val_key] = [tuple(t.to(self.device) for t in split) for split in val_data]
+        self.val_data = self.shared[val_key]
         self.thresholds = [task.success_threshold() for task in self.tasks]
 
         self.model = StackedModel([m.to(self.device) for m in models])

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -30,12 +31,17 @@ class Job:
     overrides: dict[str, str]
     results: dict[str, float]
 
+    @cached_property
+    def config(self) -> dict | None:
+        """The job's resolved ``.hydra/config.yaml`` (``None`` if it has none), read once."""
+        config_path = self.path / ".hydra" / "config.yaml"
+        return yaml.safe_load(config_path.read_text()) if config_path.exists() else None
+
     def setting(self, key: str) -> str:
         """The job's value of ``key``: its override, else its resolved config's (``-`` if neither)."""
         if key in self.overrides:
             return self.overrides[key]
-        config_path = self.path / ".hydra" / "config.yaml"
-        value = yaml.safe_load(config_path.read_text()) if config_path.exists() else None
+        value = self.config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, dict):
