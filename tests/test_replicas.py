@@ -117,18 +117,24 @@ def test_results_json_holds_rows_and_madsen_summaries_and_report_pools_them(runs
     assert f"({int(k)}/8)" in table  # each replica counted like a seed
 
 
-def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg):
-    cfg = configure(make_cfg, "task=static_arith", "task.eval_size=10", "batch_size=4", replicas=3)
+@pytest.mark.parametrize("task", ["static_arith", "recurrent_arith"])  # draws into its slot / is copied
+def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg, task):
+    overrides = [f"task={task}", "task.eval_size=10", "batch_size=4"]
+    if task == "recurrent_arith":
+        overrides += ["unit=lstm", "task.extrap_eval_size=2", "task.baseline_draws=1"]
+    cfg = configure(make_cfg, *overrides, replicas=3)
     run = ReplicaRun(cfg, replica_settings(cfg))
-    stream = iter(run.batches)
-    stacked = [next(stream) for _ in range(103)]  # across the first chunk boundary (100 batches)
-    stream.close()
-    for k, plain_stream in enumerate(run.batches.streams):
-        assert plain_stream.seed == k
-        for i, (x, y) in zip(range(103), iter(plain_stream), strict=False):
-            if i in (0, 1, 99, 100, 102):
-                assert torch.equal(stacked[i][0][k], x) and torch.equal(stacked[i][1][k], y)
-    assert not torch.equal(stacked[0][0][0], stacked[0][0][1])
+    plain = [iter(stream) for stream in run.batches.streams]
+    assert [stream.seed for stream in run.batches.streams] == [0, 1, 2]
+    checked = 0
+    # through chunk 2 and 3, which reuse the buffers of chunks 0 and 1; a batch is compared while valid
+    for i, (x, y) in zip(range(305), run.batches, strict=False):
+        own = [next(stream) for stream in plain]
+        if i in (0, 1, 99, 100, 102, 199, 200, 250, 300, 304):
+            for k, (x_k, y_k) in enumerate(own):
+                assert torch.equal(x[k], x_k) and torch.equal(y[k], y_k), (i, k)
+            checked += 1
+    assert checked == 10
 
 
 # units of the static table. Adam turns the sign of a near-zero gradient into a full step, and units
@@ -242,6 +248,21 @@ def test_stacked_batches_need_streams_that_agree(make_cfg):
 
     with pytest.raises(ValueError, match="batch_size"):
         StackedBatches([BatchStream(draw, 4, 0), BatchStream(draw, 8, 1)])
+
+
+def test_a_sampler_without_out_is_stacked_a_whole_chunk_at_a_time():
+    from nalu_suite.data import BatchStream
+
+    def draw(g, n):  # not splittable: randn's vectorised path depends on the size of the call
+        return (torch.randn(n, 3, generator=g), torch.arange(n))
+
+    streams = [BatchStream(draw, 2, seed, chunk=5) for seed in (0, 1)]
+    stacked = StackedBatches(streams, prefetch=False)
+    assert stacked.block == 5 and not streams[0].splittable
+    plain = [iter(s) for s in streams]
+    for _, (x, index) in zip(range(12), stacked, strict=False):  # chunk 2 reuses chunk 0's buffer
+        for k, (x_k, index_k) in enumerate(next(p) for p in plain):
+            assert torch.equal(x[k], x_k) and torch.equal(index[k], index_k)
 
 
 def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path):

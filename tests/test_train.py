@@ -104,3 +104,18 @@ def test_the_exactly_solved_model_counts_as_success_with_solved_at(make_cfg):
     assert results["test/extrap/success"] == 1.0
     assert results["solved_at"] == 10
     assert results["sparsity_error"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_configure_torch_flushes_denormals_only_when_asked(flush):
+    import torch
+    from omegaconf import OmegaConf
+
+    from nalu_suite.train import configure_torch
+
+    try:
+        configure_torch(OmegaConf.create({"flush_denormal": flush, "threads": None}))
+        tiny = torch.tensor([1e-40], dtype=torch.float32)  # a float32 denormal
+        assert (tiny.item() == 0.0) is (flush and torch.set_flush_denormal(True))
+    finally:
+        torch.set_flush_denormal(False)

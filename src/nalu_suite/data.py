@@ -7,6 +7,8 @@ tiny model. Validation and test sets are fixed tensors.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -26,7 +28,7 @@ Sampler = Callable[[torch.Generator, int], tuple[torch.Tensor, ...]]
 
 
 class BatchStream(IterableDataset):
-    """Endless batches from ``sample(generator, n) -> tensors``, reproducible from ``seed``.
+    """Endless batches from ``sample(generator, n[, out]) -> tensors``, reproducible from ``seed``.
 
     ``start``: the batch the next iteration begins with (a resumed run sets it to its global step, so
     it sees the batches an uninterrupted run would). ``shard = (rank, world_size)``: under DDP each
@@ -42,9 +44,32 @@ class BatchStream(IterableDataset):
         self.start = 0
         self.shard = (0, 1)
 
-    def _chunk(self, index: int) -> tuple[torch.Tensor, ...]:
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "train", index))
-        return self.sample(g, self.chunk * self.batch_size)
+    def draw_chunk(self, index: int, out: Sequence[torch.Tensor] | None = None) -> Sequence[torch.Tensor]:
+        """The ``chunk * batch_size`` samples of chunk ``index``, written into ``out`` if given.
+
+        A sampler that takes ``out=`` (tensors of the shapes it returns) draws into it directly, others are
+        copied; either way the values are those of ``sample(generator, n)``.
+        """
+        g = self.generator(index)
+        n = self.chunk * self.batch_size
+        if out is None:
+            return self.sample(g, n)
+        if self.splittable:
+            return self.sample(g, n, out=out)
+        for slot, tensor in zip(out, self.sample(g, n), strict=True):
+            slot.copy_(tensor)
+        return out
+
+    def generator(self, index: int) -> torch.Generator:
+        """The generator that draws chunk ``index``."""
+        return torch.Generator().manual_seed(derive_seed(self.seed, "train", index))
+
+    @functools.cached_property
+    def splittable(self) -> bool:
+        """Whether the sampler takes ``out=``; such a sampler must also draw ``n`` samples in pieces from
+        one generator exactly as in one call (true of ``uniform_`` fills, which use the generator element
+        by element), so a chunk can be drawn a few batches at a time (``replica_data.py``)."""
+        return "out" in inspect.signature(self.sample).parameters
 
     def __iter__(self):
         rank, world = self.shard
@@ -52,7 +77,7 @@ class BatchStream(IterableDataset):
         batch = self.start
         while True:
             index, offset = divmod(batch, self.chunk)
-            tensors = self._chunk(index)
+            tensors = self.draw_chunk(index)
             for i in range(offset, self.chunk):
                 lo = i * self.batch_size + rank * part
                 yield tuple(t[lo : lo + part] for t in tensors)

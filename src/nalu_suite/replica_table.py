@@ -72,7 +72,7 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
 
     from nalu_suite.config import compose
     from nalu_suite.replicas import ReplicaRun, replica_settings
-    from nalu_suite.train import validate
+    from nalu_suite.train import configure_torch, validate
 
     shared: dict = {}
     runs, dirs, overrides = [], [], []
@@ -88,13 +88,12 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
         dirs.append(cell_dir)
         overrides.append(cell)
     settings = runs[0].settings
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    configure_torch(cfg)
     for run in runs[1:]:
         same = (run.settings.max_steps, run.settings.val_check_interval, run.data_key)
         if same != (settings.max_steps, settings.val_check_interval, runs[0].data_key):
             raise ConfigError(f"op={op}: the units' runs differ in steps, validation or data; cannot share")
-    first = [runs[0].batches.streams[0]._chunk(0), runs[-1].batches.streams[0]._chunk(0)]
+    first = [runs[0].batches.streams[0].draw_chunk(0), runs[-1].batches.streams[0].draw_chunk(0)]
     if not all(torch.equal(a, b) for a, b in zip(*first, strict=True)):
         raise ConfigError(f"op={op}: the units' training streams differ; cannot share them")
 

@@ -491,13 +491,12 @@ def _progress(settings: ReplicaSettings):
 
 def train_replicas(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.replicas`` seeds of ``cfg`` as one batched run; write ``results.json``; return it."""
-    from nalu_suite.train import validate
+    from nalu_suite.train import configure_torch, validate
 
     started = time.time()
     validate(cfg)
     settings = replica_settings(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    configure_torch(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 

@@ -18,7 +18,7 @@ from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.rng import generator
 from nalu_suite.tasks.arithmetic import eps_threshold
 from nalu_suite.tasks.base import ArithmeticModel
-from nalu_suite.tasks.static_arith import StaticArithTask
+from nalu_suite.tasks.static_arith import StaticArithTask, draw_into
 from nalu_suite.units import UNIT_NAMES, build_unit
 from nalu_suite.units.cells import CELL_NAMES, build_cell, run_cell
 
@@ -55,15 +55,13 @@ class RecurrentArithTask(StaticArithTask):
         check_choice("unit.first", unit.get("first"), CELL_NAMES)
         check_choice("unit.second", unit.get("second"), UNIT_NAMES)
 
-    def sample(self, g, n, value_range, length: int | None = None):
+    def sample(self, g, n, value_range, length: int | None = None, out=None):
         length = length or int(self.cfg["train_length"])
-        x = torch.empty(n, length, self.input_size).uniform_(
-            float(value_range[0]), float(value_range[1]), generator=g
-        )
-        return x, self.target(x)
+        x = torch.empty(n, length, self.input_size) if out is None else out[0]
+        return draw_into(x, value_range, g), self.target(x, out=None if out is None else out[1])
 
-    def sums(self, x: torch.Tensor) -> torch.Tensor:
-        return super().sums(x.sum(dim=1))
+    def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return super().sums(x.sum(dim=1, dtype=dtype), dtype)
 
     def fixed_set(self, split: str):
         if "extrap" in split:

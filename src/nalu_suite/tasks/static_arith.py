@@ -46,6 +46,11 @@ class TwoLayerModel(ArithmeticModel):
         return self.second(self.first(x))
 
 
+def draw_into(x: torch.Tensor, value_range, g: torch.Generator) -> torch.Tensor:
+    """Fill ``x`` with ``U[value_range]`` draws from ``g``, in place."""
+    return x.uniform_(float(value_range[0]), float(value_range[1]), generator=g)
+
+
 class StaticArithTask(Task):
     name = "static_arith"
     val_splits = ("val", "val_extrap")
@@ -65,7 +70,6 @@ class StaticArithTask(Task):
         self.subsets = draw_subsets(
             self.input_size, float(task["subset_ratio"]), float(task["overlap_ratio"]), seed
         )
-        self.mask_a, self.mask_b = self.subsets.masks(self.input_size)
         self._baseline: dict[str, float] = {}
         self._threshold: float | None = None
 
@@ -73,18 +77,24 @@ class StaticArithTask(Task):
         check_unit_layers(unit)
 
     # --- data --------------------------------------------------------------------------------
-    def sample(self, g: torch.Generator, n: int, value_range) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.empty(n, self.input_size).uniform_(
-            float(value_range[0]), float(value_range[1]), generator=g
-        )
-        return x, self.target(x)
+    def sample(
+        self, g: torch.Generator, n: int, value_range, out: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` inputs ``x ~ U[value_range]^input_size`` and their targets, written into ``out`` if given."""
+        x = torch.empty(n, self.input_size) if out is None else out[0]
+        return draw_into(x, value_range, g), self.target(x, out=None if out is None else out[1])
 
-    def sums(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([x @ self.mask_a.to(x), x @ self.mask_b.to(x)], dim=-1)
+    def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(..., 2)``: the sums ``a``, ``b`` of each input's two slices (accumulated in ``dtype``)."""
+        s = self.subsets
+        a = x[..., s.a_start : s.a_stop].sum(-1, dtype=dtype)
+        return torch.stack([a, x[..., s.b_start : s.b_stop].sum(-1, dtype=dtype)], dim=-1)
 
-    def target(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.sums(x.double()).unbind(-1)
-        return OPS[self.op](a, b).to(x.dtype).unsqueeze(-1)
+    def target(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, 1)``: ``op(a, b)``, computed in float64 and rounded once to ``x``'s dtype."""
+        a, b = self.sums(x, dtype=torch.float64).unbind(-1)
+        y = OPS[self.op](a, b).to(x.dtype).unsqueeze(-1)
+        return y if out is None else out.copy_(y)
 
     def fixed_set(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed evaluation sets: ``val`` and ``test/interp`` interpolate, ``*extrap`` extrapolate."""
@@ -96,8 +106,8 @@ class StaticArithTask(Task):
     def build_datamodule(self, data_dir: str | Path, batch_size: int):
         from nalu_suite.data import BatchStream, TensorDataModule
 
-        def draw(g: torch.Generator, n: int):
-            return self.sample(g, n, self.cfg["interp_range"])
+        def draw(g: torch.Generator, n: int, out=None):
+            return self.sample(g, n, self.cfg["interp_range"], out=out)
 
         return TensorDataModule(
             BatchStream(draw, batch_size, self.seed),
