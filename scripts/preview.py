@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import sys
 
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from nalu_suite.config import compose
-from hydra.errors import HydraException
-
 from nalu_suite.errors import ConfigError
 from nalu_suite.tasks import build_task
 

@@ -46,7 +46,7 @@ def test_eval_on_longer_sequences_uses_the_new_length(recurrent_run, tmp_path):
         ["task.extrap_length=400", "task.extrap_eval_size=20"],
         str(tmp_path),
     )
-    # sums grow with the length, so an imperfect accumulator's error grows too (but interpolation is unchanged)
+    # sums grow with the length, so an imperfect accumulator's error grows too (interpolation is unchanged)
     assert got["test/interp/mse"] == pytest.approx(results["test/interp/mse"], rel=1e-5)
     assert got["test/extrap/mse"] != pytest.approx(results["test/extrap/mse"], rel=1e-3)
 

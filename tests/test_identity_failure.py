@@ -43,5 +43,7 @@ def test_unknown_activation_is_rejected_with_the_choices():
     from nalu_suite.tasks.identity_failure import IdentityFailureTask
 
     cfg = {"activations": ["relu", "swish"], "train_range": [-5, 5], "test_range": [-20, 20]}
-    with pytest.raises(ConfigError, match="task.activations entry='swish' is not valid; choose one of: linear, relu"):
+    with pytest.raises(
+        ConfigError, match="task.activations entry='swish' is not valid; choose one of: linear, relu"
+    ):
         IdentityFailureTask(cfg, {}, 0)

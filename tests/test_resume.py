@@ -29,7 +29,9 @@ RUN = [
 def launch(run_dir, *extra):
     env = dict(os.environ, WANDB_MODE="disabled")
     cmd = [sys.executable, "train.py", *RUN, f"hydra.run.dir={run_dir}", *extra]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_killed_run_resumes_to_the_same_final_metrics(tmp_path):

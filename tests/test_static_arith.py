@@ -40,7 +40,7 @@ def test_subsets_have_the_madsen_shape_and_depend_only_on_the_seed():
     s = draw_subsets(100, 0.25, 0.5, seed=3)
     assert s.a_stop - s.a_start == 25 and s.b_stop - s.b_start == 25
     assert s.b_start - s.a_start == 13 and s.a_stop - s.b_start == 12  # Madsen: x[o:o+25], x[o+13:o+38]
-    assert 0 <= s.a_start and s.b_stop <= 100
+    assert s.a_start >= 0 and s.b_stop <= 100
     assert draw_subsets(100, 0.25, 0.5, seed=3) == s
     offsets = {draw_subsets(100, 0.25, 0.5, seed=k).a_start for k in range(20)}
     assert len(offsets) > 5  # the offset really is drawn per seed

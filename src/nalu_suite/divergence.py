@@ -2,4 +2,4 @@
 
 
 class DivergenceError(RuntimeError):
-    """Training produced a NaN or infinite loss; the message names the step, the unit and the last good checkpoint."""
+    """Training produced a NaN or infinite loss; the message names the step, unit and last good checkpoint."""
