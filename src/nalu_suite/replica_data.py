@@ -1,17 +1,16 @@
 """The training streams of R seeds, stacked: one ``(R, batch, ...)`` batch per step.
 
 Replica ``k`` reads exactly the batches of its own plain run: the same ``BatchStream`` (same sampler,
-batch size, seed and chunk generators). Drawing is the dominant cost of a step for tiny models, so a
+batch size, seed and chunk generators). Drawing costs about as much as a step of the tiny models, so a
 background thread draws the next *block* of batches while the training loop consumes the current one
 (PyTorch releases the GIL inside its kernels, so on two cores the two overlap).
 
-Blocks are small (``block`` = 10 steps: 50 MB for R = 100 replicas of the static task, against
-0.5 GB for a whole chunk of 100 steps) and their two buffers are allocated once and reused, so memory
-stays flat as R grows and no step pays for the page faults of a fresh buffer (2-4 ms per step at
-R = 100 when every chunk was a new 0.5 GB tensor). This needs a *splittable* sampler, one that takes
-``out=`` (see ``BatchStream``): each seed then draws its next ``block * batch`` samples from its
-chunk's generator straight into its slot, with no copy. Other samplers are drawn a whole chunk at a
-time and copied.
+Blocks are small (``block`` = 10 steps: 50 MB per buffer for R = 100 replicas of the static
+task, against 0.5 GB for a whole chunk of 100 steps), and their two buffers are allocated once and
+reused, so no step pays for the page faults of a fresh buffer (2-4 ms per step at R = 100 when every
+chunk was a new 0.5 GB tensor). This needs a *splittable* sampler, one that takes ``out=`` (see
+``BatchStream``): each seed then draws its next ``block * batch`` samples from its chunk's generator
+straight into its slot, with no copy. Other samplers are drawn a whole chunk at a time and copied.
 """
 
 from __future__ import annotations
