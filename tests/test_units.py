@@ -607,3 +607,22 @@ def test_any_leading_batch_shape(name, options):
     torch.testing.assert_close(y.reshape(-1, 3), unit(x.reshape(-1, 5)))
     assert unit(x[0, 0, 0]).shape == (3,)
     torch.testing.assert_close(unit(x[0, 0, 0]), y[0, 0, 0])
+
+
+def test_stochastic_nmu_noise_cancels_exactly_for_discrete_weights_only():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3) * 4 + 1
+    snmu = build_unit("nmu", 3, 1, noise=[1, 5])
+    with torch.no_grad():
+        snmu.W.copy_(torch.tensor([[1.0, 0.0, 1.0]]))
+    exact = (x[:, 0] * x[:, 2]).unsqueeze(-1)
+    assert torch.allclose(snmu.train()(x), exact, rtol=1e-5)  # noise n0 * n2 divided out again
+    with torch.no_grad():
+        snmu.W.fill_(0.5)
+    plain = build_unit("nmu", 3, 1)
+    with torch.no_grad():
+        plain.W.fill_(0.5)
+    assert not torch.allclose(snmu.train()(x), plain(x), rtol=1e-3)  # fractional weights: noise shows
+    assert torch.equal(snmu.eval()(x), plain(x))  # evaluation has no noise
+    with pytest.raises(ValueError, match="noise"):
+        build_unit("nmu", 3, 1, noise=[0, 5])

@@ -12,6 +12,11 @@
   e.g. 100 inputs of 1e6 would give 1e600, which overflows float32. Its backward computes the exclusive
   products ``prod_{k != i} f_k`` in log-space with explicit handling of zero factors, so gradients are
   finite and correct when a factor is exactly 0 (e.g. ``W = 1, x = 0``) and bounded by ``e**30`` when huge.
+* ``noise=[lo, hi]``: the stochastic NMU, sNMU (Mistry, Henderson & Zhang 2022, "Improving the Robustness
+  of Neural Multiplication Units with Reversible Stochasticity"). In training each input is multiplied by
+  its own ``n ~ U[lo, hi]`` and the output divided by the NMU of the noise alone,
+  ``y = NMU(x * n) / NMU(n)``. With every ``W`` in {0, 1} the noise cancels exactly (``y = NMU(x)``);
+  with fractional weights it does not, which pushes the weights to {0, 1}. Evaluation uses no noise.
 """
 
 from __future__ import annotations
@@ -26,9 +31,20 @@ from .base import ArithmeticUnit
 class NMU(ArithmeticUnit):
     """NMU: ``y_j = prod_i (W_ij x_i + 1 - W_ij)`` with ``W`` kept in ``[0, 1]``."""
 
-    def __init__(self, in_features: int, out_features: int, max_exponent: float = MAX_EXPONENT) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        max_exponent: float = MAX_EXPONENT,
+        noise: tuple[float, float] | list[float] | None = None,
+    ) -> None:
         super().__init__(in_features, out_features)
         self.max_exponent = max_exponent
+        if noise is not None:
+            if len(noise) != 2 or not 0 < float(noise[0]) <= float(noise[1]):
+                raise ValueError(f"NMU noise={list(noise)!r} must be [lo, hi] with 0 < lo <= hi")
+            noise = (float(noise[0]), float(noise[1]))
+        self.noise = noise
         self.W = nn.Parameter(torch.empty(out_features, in_features))
         self.reset_parameters()
 
@@ -50,10 +66,18 @@ class NMU(ArithmeticUnit):
     def project_(self) -> None:
         clamp_(self.W, 0.0, 1.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def product(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         factors = w * x.unsqueeze(-2) + (1 - w)  # (..., out, in)
         return bounded_prod(factors, self.max_exponent)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.noise is None or not self.training:
+            return self.product(x)
+        lo, hi = self.noise
+        n = torch.rand_like(x) * (hi - lo) + lo
+        return self.product(x * n) / self.product(n)
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, max_exponent={self.max_exponent}"
+        noise = f", noise={list(self.noise)}" if self.noise else ""
+        return f"{super().extra_repr()}, max_exponent={self.max_exponent}{noise}"
