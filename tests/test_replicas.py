@@ -284,3 +284,37 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
         for mine, theirs in zip(table_rows, alone_rows, strict=True):
             assert_same_metrics(mine, theirs)
         assert "unit=" + unit in (cell / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(tmp_path, run_script):
+    import importlib.util
+
+    import yaml
+
+    from nalu_suite.tasks.arithmetic import draw_subsets
+
+    spec = importlib.util.spec_from_file_location("static_weights", "scripts/static_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = {"op": "mul", "input_size": 20, "subset_ratio": 0.25, "overlap_ratio": 0.5}
+    weights = torch.zeros(3, 2, 20)  # seeds 0, 1, 2: exact, symmetric, exact with negated units
+    for k in range(3):
+        s = draw_subsets(20, 0.25, 0.5, k)
+        if k == 1:
+            weights[k, :, s.a_start : s.a_stop] = 0.5
+            weights[k, :, s.b_start : s.b_stop] = 0.5
+            weights[k, :, max(s.a_start, s.b_start) : min(s.a_stop, s.b_stop)] = 1.0
+        else:
+            sign = -1.0 if k == 2 else 1.0
+            weights[k, 1, s.a_start : s.a_stop] = sign  # units in either order
+            weights[k, 0, s.b_start : s.b_stop] = sign
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / ".hydra").mkdir()
+    torch.save({"seeds": [0, 1, 2], "best": {"model.first.W": weights}}, tmp_path / "checkpoints/replicas.pt")
+    (tmp_path / ".hydra/config.yaml").write_text(yaml.safe_dump({"task": task, "unit": {"name": "nmu"}}))
+    counts = module.describe(tmp_path)
+    assert counts == {"exact-shape": 2, "symmetric": 1}
+    done = run_script("scripts/static_weights.py", str(tmp_path))
+    assert done.returncode == 0 and "| 1 | symmetric |" in done.stdout
+    missing = run_script("scripts/static_weights.py", str(tmp_path / "checkpoints"))
+    assert missing.returncode != 0 and "no checkpoints/replicas.pt" in missing.stderr
