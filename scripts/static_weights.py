@@ -43,9 +43,9 @@ def classify(means: list[tuple[float, float, float, float]]) -> str:
     signed = [tuple(v * (1 if m[1] >= 0 else -1) for v in m[:3]) for m in means]
     ideal = [(1.0, 1.0, 0.0), (0.0, 1.0, 1.0)]
     for order in (ideal, ideal[::-1]):
-        if len(signed) == 2 and all(
-            abs(v - t) < 0.1 for row, target in zip(signed, order, strict=True) for v, t in zip(row, target)
-        ):
+        rows = zip(signed, order, strict=False)
+        pairs = [(v, t) for row, goal in rows for v, t in zip(row, goal, strict=True)]
+        if len(signed) == 2 and all(abs(v - t) < 0.1 for v, t in pairs):
             return "exact-shape"
     if len(signed) == 2 and all(0.25 <= row[i] <= 0.75 for row in signed for i in (0, 2)):
         return "symmetric"
