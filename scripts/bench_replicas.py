@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Many seeds in one run (`replicas=R`), static task"
 
 
 @dataclass
@@ -116,9 +117,7 @@ def load() -> str:
 def markdown(rates: list[Rates], plain: Rates, args, started: str, load_before: str, load_after: str) -> str:
     command = "python scripts/bench_replicas.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines = [
-        "# Benchmarks",
-        "",
-        "## Many seeds in one run (`replicas=R`), static task",
+        SECTION,
         "",
         f"Measured {started} with `{command.strip()}`.",
         "",
@@ -136,17 +135,28 @@ def markdown(rates: list[Rates], plain: Rates, args, started: str, load_before: 
         "the last column compares against that best case.",
         "",
         "| R | engine | steady seed-steps/s | seed-steps per CPU-s | end-to-end seed-steps/s "
-        "| wall of the long run | speed-up vs R separate runs (steady) | vs 2 parallel runs |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| wall of the long run | speed-up vs R separate runs (steady) | vs 2 parallel runs "
+        "| per CPU-s vs plain |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [plain, *rates]:
         engine = "plain Lightning run" if r is plain else "replicas"
         speedup = r.steady_wall / plain.steady_wall
         lines.append(
             f"| {r.replicas} | {engine} | {r.steady_wall:,.0f} | {r.steady_cpu:,.0f} | {r.end_to_end:,.0f} "
-            f"| {r.long_wall:.1f} s | {speedup:.1f}x | {speedup / 2:.1f}x |"
+            f"| {r.long_wall:.1f} s | {speedup:.1f}x | {speedup / 2:.1f}x "
+            f"| {r.steady_cpu / plain.steady_cpu:.1f}x |"
         )
     return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, section: str) -> str:
+    """``document`` with its ``SECTION`` (up to the next ``## `` heading) replaced by ``section``."""
+    if SECTION not in document:
+        return (document.rstrip() + "\n\n" if document.strip() else "# Benchmarks\n\n") + section
+    before, rest = document.split(SECTION, 1)
+    after = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
+    return before + section + ("\n" + after if after else "")
 
 
 def main() -> None:
@@ -186,7 +196,8 @@ def main() -> None:
             print(f"replicas={replicas}:", flush=True)
             rates.append(measure("replicas", replicas, base, args, scratch))
     text = markdown(rates, plain, args, started, load_before, load())
-    args.output.write_text(text)
+    old = args.output.read_text() if args.output.exists() else ""
+    args.output.write_text(replace_section(old, text))
     print(text)
     print(f"written to {args.output}")
 

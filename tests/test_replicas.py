@@ -318,3 +318,18 @@ def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(t
     assert done.returncode == 0 and "| 1 | symmetric |" in done.stdout
     missing = run_script("scripts/static_weights.py", str(tmp_path / "checkpoints"))
     assert missing.returncode != 0 and "no checkpoints/replicas.pt" in missing.stderr
+
+
+def test_bench_replicas_rewrites_only_its_own_section_of_benchmarks_md():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bench_replicas", "scripts/bench_replicas.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_replicas"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    section = module.SECTION + "\n\nnew table\n"
+    doc = f"# Benchmarks\n\n{module.SECTION}\n\nold table\n\n## MNIST\n\nkept\n"
+    assert module.replace_section(doc, section) == f"# Benchmarks\n\n{section}\n## MNIST\n\nkept\n"
+    assert module.replace_section("", section) == "# Benchmarks\n\n" + section
+    assert module.replace_section("# Benchmarks\n\n## MNIST\n", section).endswith("## MNIST\n\n" + section)
