@@ -30,8 +30,8 @@ class StackedBatches:
     and chunk length (they do: one config, different seeds). Close the iterator (``it.close()``, or let
     it be garbage-collected) to stop the thread.
 
-    The batches are views into two reused block buffers: a batch is valid until the consumer has asked
-    for the batch one block after it. Clone a batch to keep it longer.
+    The batches are views into two reused block buffers: a batch is valid until the consumer asks for
+    the first batch of the next block (then the block before is overwritten). Clone a batch to keep it.
     """
 
     def __init__(
