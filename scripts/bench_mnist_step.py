@@ -24,13 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_task(task: str, unit: str, data_dir: Path):
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from nalu_suite.config import compose
     from nalu_suite.tasks import build_task
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"task={task}", f"unit={unit}"])
+    cfg = compose([f"task={task}", f"unit={unit}"])
     task_cfg = OmegaConf.to_container(cfg.task) | {"data_dir": str(data_dir)}
     built = build_task(task_cfg, OmegaConf.to_container(cfg.unit), 0)
     built.require_digits()

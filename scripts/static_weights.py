@@ -30,11 +30,7 @@ from nalu_suite.tasks.arithmetic import draw_subsets
 
 def slice_means(weight: torch.Tensor, subsets) -> list[tuple[float, float, float, float]]:
     """Per hidden unit (row of ``weight``): mean weight over a-only, overlap, b-only and other inputs."""
-    size = weight.shape[-1]
-    in_a = torch.zeros(size, dtype=torch.bool)
-    in_b = torch.zeros(size, dtype=torch.bool)
-    in_a[subsets.a_start : subsets.a_stop] = True
-    in_b[subsets.b_start : subsets.b_stop] = True
+    in_a, in_b = subsets.masks(weight.shape[-1], dtype=torch.bool)
     parts = [in_a & ~in_b, in_a & in_b, in_b & ~in_a, ~(in_a | in_b)]
     return [tuple(float(row[p].mean()) if p.any() else 0.0 for p in parts) for row in weight]
 

@@ -161,8 +161,8 @@ def configure_torch(cfg: DictConfig) -> None:
     """Apply the process-wide torch settings of ``cfg``: ``threads`` and ``flush_denormal``.
 
     Denormal floats (|x| < 1.2e-38) are 10-100x slower on x86 CPUs. They appear once some gradients or
-    Adam's second moments become tiny, and then made an MNIST training step 3-10x slower (100 ms -> up
-    to 1.4 s, measured in docs/mnist.md); flushing them to zero costs no accuracy a float32 model can see.
+    Adam's second moments become tiny, and then made MNIST training steps 5-8x slower (182 -> 1394 ms for
+    the NAU core, the same loss either way; ``scripts/bench_mnist_step.py``, BENCHMARKS.md).
     """
     import torch
 
