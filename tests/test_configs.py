@@ -40,7 +40,8 @@ def test_classic_cells_are_recurrent_task_cores(make_cfg, unit):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["unit.first=nacc"], "unit.first='nacc' is not valid; choose one of: "),
+        (["unit=nau", "unit.first=nacc"], "unit.first='nacc' is not valid; choose one of: "),
+        (["unit.first=nac"], "unit.first='nac' with unit=auto: name a unit config to change its layers"),
         (["task.op=pow"], "task.op='pow' is not valid; choose one of: add, sub, mul, div, square, sqrt"),
         (["optim.name=adamax"], "optim.name='adamax' is not valid; choose one of: adam, adamw, sgd, rmsprop"),
         (["task.extrap_range=[6,2]"], "task.extrap_range=[6.0, 2.0] is empty"),
@@ -66,3 +67,25 @@ def test_unknown_task_lists_the_available_tasks(run_script, tmp_path):
     result = run_script("train.py", "task=nope", f"hydra.run.dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     assert "static_arith" in result.stderr and "nope" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("op", "first", "second"),
+    [("add", "NAU", "NAU"), ("mul", "NAU", "NMU"), ("sqrt", "NAU", "RealNPU"), ("div", "NAU", "RealNPU")],
+)
+def test_static_arith_defaults_to_the_best_unit_of_its_op(make_cfg, op, first, second):
+    cfg = make_cfg("task=static_arith", f"task.op={op}")
+    assert cfg.unit.name == "auto"
+    model = validate(cfg).build_model()
+    assert (type(model.first).__name__, type(model.second).__name__) == (first, second)
+
+
+def test_unit_auto_keeps_options_and_names_a_missing_op(make_cfg):
+    cfg = make_cfg("task=static_arith", "task.op=mul", "+unit.second_options.noise=[1,5]")
+    assert validate(cfg).build_model().second.noise == (1.0, 5.0)
+    cfg = make_cfg("task=static_arith", "task.op=mul", "~task.best_units.mul")
+    with pytest.raises(ConfigError, match=r"task.best_units names no unit for task.op='mul'"):
+        validate(cfg)
+    cfg = make_cfg("task=mnist_add", "unit=auto")
+    with pytest.raises(ConfigError, match=r"unit.first='auto'"):
+        validate(cfg)

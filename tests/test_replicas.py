@@ -195,6 +195,26 @@ def test_a_diverging_replica_is_frozen_and_failed_while_the_others_go_on(make_cf
     assert "diverged_at" not in rows[0]
 
 
+def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path):
+    """``optim.whiten_from``: the same optimiser in both engines, and per replica in a batch."""
+    from nalu_suite.config import compose
+
+    def run(seed: int, replicas: int, engine: bool, whiten: str = "50"):
+        overrides = [*EXACTNESS, f"optim.whiten_from={whiten}", f"seed={seed}"]
+        cfg = compose(["callbacks.progress_bar=none", "logger=none", *overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"s{seed}r{replicas}{engine}{whiten}")
+            cfg.replicas, cfg.replicas_engine = replicas, engine
+        return train(cfg)
+
+    plain, (alone,), pair = run(4, 1, False), run(4, 1, True)["replicas"], run(3, 2, False)["replicas"]
+    assert_same_metrics(alone, plain)
+    assert_same_metrics(pair[1], alone, rel=1e-5)
+    # whitening changed the run: the same seed without it ends elsewhere
+    unwhitened = run(4, 1, False, whiten="null")
+    assert unwhitened["test/interp/mse"] != pytest.approx(plain["test/interp/mse"], rel=1e-3)
+
+
 def test_the_regulariser_ramp_is_the_lightning_systems(make_cfg):
     from nalu_suite.system import ArithmeticSystem
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import torch
 
-from nalu_suite.errors import check_choice
+from nalu_suite.errors import ConfigError, check_choice
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -15,12 +16,19 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+log = logging.getLogger("nalu_suite")
 SCHEDULES = ("none", "cosine")
 
 
 def check_optim(optim: dict[str, Any]) -> None:
     check_choice("optim.name", optim.get("name", "adam"), OPTIMIZERS)
     check_choice("optim.schedule", optim.get("schedule", "none"), SCHEDULES)
+    start = optim.get("whiten_from")
+    if start is not None:
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ConfigError(f"optim.whiten_from={start!r} must be null or a step >= 0")
+        if optim.get("name", "adam") != "adam":
+            raise ConfigError(f"optim.whiten_from={start} needs optim.name=adam, not {optim['name']!r}")
 
 
 def cosine_factor(step: int, total: int, floor: float) -> float:
@@ -28,16 +36,32 @@ def cosine_factor(step: int, total: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
 
 
-def build_optimizer(params, optim: dict[str, Any], max_steps: int):
+def build_optimizer(params, optim: dict[str, Any], max_steps: int, whitening=()):
     """The optimiser named by ``optim.name`` with its remaining keyword arguments, and its schedule
     (``schedule=cosine`` decays the learning rate to ``final_lr_factor`` times its start at ``max_steps``).
-    Returns what ``LightningModule.configure_optimizers`` returns."""
+    Returns what ``LightningModule.configure_optimizers`` returns.
+
+    ``optim.whiten_from=N`` uses :class:`~nalu_suite.whitened_adam.WhitenedAdam`, whose steps for each
+    ``(weight, P)`` pair of ``whitening`` (from ``Task.input_whitening``) are whitened from step N on;
+    with no such pair (e.g. a NALU first layer) it warns and builds plain Adam."""
     check_optim(optim)
     optim = dict(optim)
     name = optim.pop("name", "adam")
     schedule = optim.pop("schedule", "none")
     floor = float(optim.pop("final_lr_factor", 0.01))
-    optimizer = OPTIMIZERS[name](params, **optim)
+    start = optim.pop("whiten_from", None)
+    pairs = list(whitening)
+    if start is not None and not pairs:
+        log.warning("optim.whiten_from=%s: the model has no input weights to whiten; plain Adam", start)
+    if start is None or not pairs:
+        optimizer = OPTIMIZERS[name](params, **optim)
+    else:
+        from nalu_suite.whitened_adam import WhitenedAdam
+
+        whitened = {id(weight) for weight, _ in pairs}
+        rest = [p for p in params if id(p) not in whitened]
+        groups = [{"params": [w], "whiten": P} for w, P in pairs] + ([{"params": rest}] if rest else [])
+        optimizer = WhitenedAdam(groups, start=start, **optim)
     if schedule == "none":
         return optimizer
     scheduler = torch.optim.lr_scheduler.LambdaLR(

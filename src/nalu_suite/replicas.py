@@ -191,7 +191,13 @@ class ReplicaRun:
         self.thresholds = [task.success_threshold() for task in self.tasks]
 
         self.model = StackedModel([m.to(self.device) for m in models])
-        built = build_optimizer(list(self.model.params.values()), self.optim_cfg, s.max_steps)
+        whitening = self.task.input_whitening()
+        pairs = [
+            (p, whitening[n.removeprefix("model.")])
+            for n, p in self.model.params.items()
+            if n.removeprefix("model.") in whitening
+        ]
+        built = build_optimizer(list(self.model.params.values()), self.optim_cfg, s.max_steps, pairs)
         if isinstance(built, dict):
             self.optimizer, self.scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
         else:

@@ -143,4 +143,8 @@ class ArithmeticSystem(L.LightningModule):
 
     # --- optimiser --------------------------------------------------------------------------
     def configure_optimizers(self):
-        return build_optimizer(self.model.parameters(), self.hparams.optim, int(self.trainer.max_steps))
+        whitening = self.task.input_whitening()
+        pairs = [(p, whitening[n]) for n, p in self.model.named_parameters() if n in whitening]
+        return build_optimizer(
+            list(self.model.parameters()), self.hparams.optim, int(self.trainer.max_steps), pairs
+        )

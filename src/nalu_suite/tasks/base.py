@@ -112,6 +112,12 @@ class Task:
         """Threshold on ``success_metric`` below which a run counts as solved (None: no criterion)."""
         return None
 
+    # --- optimisation --------------------------------------------------------------------------
+    def input_whitening(self) -> dict[str, torch.Tensor]:
+        """``{parameter name: P}`` for the model's weights ``W`` applied to the inputs as ``W x``, with
+        ``P = E[x x^T]^(-1/2)`` of the training inputs, for ``optim.whiten_from``; empty where unknown."""
+        return {}
+
     # --- artefacts ---------------------------------------------------------------------------
     def make_figures(self, model: nn.Module, run_dir: Path) -> list[Path]:
         """Write the task's figures (PNG) into ``run_dir`` after training; return their paths."""

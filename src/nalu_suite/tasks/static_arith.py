@@ -29,6 +29,33 @@ def check_unit_layers(unit: dict[str, Any], allowed=UNIT_NAMES) -> None:
         check_choice(f"unit.{layer}", unit.get(layer), allowed)
 
 
+def best_unit(task: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
+    """``unit=auto``: the unit config (``conf/unit/<name>.yaml``) that ``task.best_units`` names for
+    ``task.op``, with the options set on ``auto`` (``unit.first_options.*``) merged in."""
+    from omegaconf import OmegaConf
+
+    from nalu_suite.config import CONF_DIR
+
+    for layer in ("first", "second"):
+        if auto.get(layer, "auto") != "auto":
+            raise ConfigError(
+                f"unit.{layer}={auto[layer]!r} with unit=auto: name a unit config to change its layers, "
+                f"e.g. unit=nau unit.{layer}={auto[layer]}"
+            )
+
+    choices = task.get("best_units") or {}
+    name = choices.get(task["op"])
+    if name is None:
+        raise ConfigError(f"unit=auto: task.best_units names no unit for task.op={task['op']!r}; pick one")
+    path = CONF_DIR / "unit" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unit=auto: task.best_units.{task['op']}={name!r} is not a unit config ({path})")
+    unit = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    for key in ("first_options", "second_options"):
+        unit[key] = (unit.get(key) or {}) | (auto.get(key) or {})
+    return unit
+
+
 class TwoLayerModel(ArithmeticModel):
     """``second(first(x))``: the two stacked arithmetic layers of the simple-function tasks."""
 
@@ -60,8 +87,10 @@ class StaticArithTask(Task):
     solved_metric = "val_extrap/mse"
 
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
-        super().__init__(task, unit, seed)
         check_arith_config(task)
+        if unit.get("name") == "auto":
+            unit = best_unit(task, unit)
+        super().__init__(task, unit, seed)
         self.check_units(unit)
         self.op = task["op"]
         self.input_size = int(task["input_size"])
@@ -134,6 +163,18 @@ class StaticArithTask(Task):
     # --- model and metrics -------------------------------------------------------------------
     def build_model(self) -> TwoLayerModel:
         return TwoLayerModel(self.unit, self.input_size, self.hidden_size)
+
+    #: first-layer units whose weight multiplies the inputs directly, and that weight's name
+    WHITENABLE = {"nau": "first.W", "linear": "first.weight"}
+
+    def input_whitening(self) -> dict[str, torch.Tensor]:
+        from nalu_suite.whitened_adam import uniform_whitening
+
+        name = self.WHITENABLE.get(self.unit["first"])
+        if name is None:
+            return {}
+        lo, hi = (float(v) for v in self.cfg["interp_range"])
+        return {name: uniform_whitening(self.input_size, lo, hi)}
 
     def success_threshold(self) -> float:
         if self._threshold is None:
