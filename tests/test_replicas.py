@@ -286,6 +286,8 @@ def test_a_sampler_without_out_is_stacked_a_whole_chunk_at_a_time():
 
 
 def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path):
+    import yaml
+
     from nalu_suite.config import compose
     from nalu_suite.replica_table import cell_overrides, run_op
 
@@ -304,6 +306,8 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
         for mine, theirs in zip(table_rows, alone_rows, strict=True):
             assert_same_metrics(mine, theirs)
         assert "unit=" + unit in (cell / ".hydra" / "overrides.yaml").read_text()
+        saved = yaml.safe_load((cell / ".hydra" / "config.yaml").read_text())  # for static_weights.py
+        assert (saved["unit"]["name"], saved["task"]["op"], saved["seed"]) == (unit, "sub", 3)
 
 
 def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(tmp_path, run_script):

@@ -5,12 +5,13 @@
     python scripts/report.py logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
 
 Each cell is what ``python train.py task=static_arith task.op=OP unit=UNIT replicas=R OVERRIDES`` would
-train (the same configs, seeds, data and results), with ``OP_SETTINGS[op]`` as the overrides. The cells
-of one op differ only in the unit, so they read the **same** training batches and evaluation sets: the
-batches are drawn once per op and every unit's replicas step on them in lockstep, which saves most of
-the data generation (the dominant cost of these tiny models). Every cell gets its own directory with
-``results.json`` and ``.hydra/overrides.yaml``, so ``scripts/report.py`` reads the table like a Hydra
-multirun. A figure of the success rates (``success.png``) is written next to them.
+train (the same configs, seeds, data and results): the task's defaults, with ``OP_SETTINGS[op]`` (empty
+now) as further overrides. The cells of one op differ only in the unit, so they read the **same**
+training batches and evaluation sets: the batches are drawn once per op and every unit's replicas step
+on them in lockstep, which saves most of the data generation (the dominant cost of these tiny models).
+Every cell gets its own directory with ``results.json`` and ``.hydra/overrides.yaml``, so
+``scripts/report.py`` reads the table like a Hydra multirun. A figure of the success rates
+(``success.png``) is written next to them.
 """
 
 from __future__ import annotations
@@ -34,20 +35,9 @@ OPS = ("add", "sub", "mul", "div", "square", "sqrt")
 #: multiplicative member of a pair) plus iNALU, NPU, RealNPU and the Linear / ReLU6 baselines
 UNITS = ("nalu", "nac", "nac_mul", "nau", "nmu", "inalu", "npu", "realnpu", "linear", "relu6")
 
-#: the schedule every op is trained with (see docs/replicas.md for how it was chosen): Adam at 0.03 with
-#: cosine decay to 1%, the units' sparsity regulariser ramped from 0 to 100 between steps 5k and 10k
-COMMON = [
-    "optim.name=adam",
-    "optim.lr=0.03",
-    "optim.schedule=cosine",
-    "optim.final_lr_factor=0.01",
-    "regularizer.weight=100",
-    "regularizer.start=5000",
-    "regularizer.end=10000",
-    "trainer.max_steps=20000",
-    "trainer.val_check_interval=1000",
-]
-OP_SETTINGS: dict[str, list[str]] = {op: list(COMMON) for op in OPS}
+#: overrides of the task defaults per op (none: every cell trains with ``task=static_arith``'s defaults,
+#: the shared recipe of conf/task/static_arith.yaml, with the cell's unit in place of ``unit=auto``)
+OP_SETTINGS: dict[str, list[str]] = {op: [] for op in OPS}
 
 
 def cell_overrides(op: str, unit: str, replicas: int, seed: int, extra: list[str]) -> list[str]:
@@ -75,7 +65,7 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
     from nalu_suite.train import configure_torch, validate
 
     shared: dict = {}
-    runs, dirs, overrides = [], [], []
+    runs, dirs, overrides, configs = [], [], [], []
     started = time.time()
     for unit in units:
         cell = cell_overrides(op, unit, replicas, seed, extra)
@@ -85,6 +75,7 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
             cfg.paths.output_dir = str(cell_dir)
         validate(cfg)
         runs.append(ReplicaRun(cfg, replica_settings(cfg), shared=shared))
+        configs.append(cfg)
         dirs.append(cell_dir)
         overrides.append(cell)
     settings = runs[0].settings
@@ -115,13 +106,15 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
     finally:
         batches.close()
         bar.close()
-    for run, cell_dir, cell in zip(runs, dirs, overrides, strict=True):
+    for run, cell_dir, cell, cfg in zip(runs, dirs, overrides, configs, strict=True):
         run._record_train_metrics()
         rows = run.rows(run.test(), wall_time=time.time() - started)
-        _write_cell(run, rows, cell_dir, cell, time.time() - started)
+        _write_cell(run, rows, cell_dir, cell, cfg, time.time() - started)
 
 
-def _write_cell(run, rows, cell_dir: Path, overrides: list[str], wall: float) -> None:
+def _write_cell(run, rows, cell_dir: Path, overrides: list[str], cfg, wall: float) -> None:
+    from omegaconf import OmegaConf
+
     from nalu_suite.replica_results import summarize
 
     metric = run.task.success_metric
@@ -134,6 +127,7 @@ def _write_cell(run, rows, cell_dir: Path, overrides: list[str], wall: float) ->
     }
     (cell_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (cell_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    OmegaConf.save(cfg, cell_dir / ".hydra" / "config.yaml")  # as Hydra writes it (static_weights.py)
     (cell_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
     run.save(cell_dir)
     rate = results.get(f"{success_name}_rate", math.nan)

@@ -522,17 +522,17 @@ def train_replicas(cfg: DictConfig) -> dict[str, Any]:
     }
     run.save(run_dir)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
-    _print_summary(results, cfg, success_name)
+    _print_summary(results, cfg, success_name, run.task.unit.get("name", cfg.unit.name))
     log.info("results written to %s", run_dir / "results.json")
     return results
 
 
-def _print_summary(results: dict[str, Any], cfg: DictConfig, success_name: str | None) -> None:
+def _print_summary(results: dict[str, Any], cfg: DictConfig, success_name: str | None, unit: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     R = results["replicas_count"]
-    table = Table(title=f"{cfg.task.name} · unit={cfg.unit.name} · seeds {cfg.seed}..{int(cfg.seed) + R - 1}")
+    table = Table(title=f"{cfg.task.name} · unit={unit} · seeds {cfg.seed}..{int(cfg.seed) + R - 1}")
     table.add_column("metric")
     table.add_column(f"over {R} replicas", justify="right")
     if success_name and f"{success_name}_rate" in results:

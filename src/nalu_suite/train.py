@@ -213,7 +213,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if type(logger).__name__ == "WandbLogger" and trainer.is_global_zero:
             logger.experiment.summary.update(results)  # derived values too: success, solved_at, *_best
     if trainer.is_global_zero:
-        write_results(results, run_dir, f"{cfg.task.name} · unit={cfg.unit.name} · seed={cfg.seed}")
+        unit = system.task.unit.get("name", cfg.unit.name)  # unit=auto: the one the task picked
+        write_results(results, run_dir, f"{cfg.task.name} · unit={unit} · seed={cfg.seed}")
     return results
 
 
