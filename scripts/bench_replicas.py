@@ -164,7 +164,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--replicas", default="1,10,100", help="comma-separated R values (default 1,10,100)")
-    parser.add_argument("--long", type=int, default=3000, help="steps of the long runs (default 3000)")
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=11000,
+        help="steps of the long runs (default 11000: at R = 100 the "
+        "start-up and evaluation vary by ~10 s between runs, so the difference must be long)",
+    )
     parser.add_argument("--short", type=int, default=1000, help="steps of the short runs (default 1000)")
     parser.add_argument("--op", default="mul")
     parser.add_argument("--unit", default="nmu")
