@@ -53,7 +53,10 @@ def describe(run_dir: Path) -> Counter:
     cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     task = cfg["task"]
     weights = ckpt["best"]["model.first.W"]  # (R, hidden, inputs)
-    print(f"\n{run_dir}: task.op={task['op']} unit={cfg['unit']['name']}")
+    unit = cfg["unit"]["name"]
+    if unit == "auto":  # the unit the task picked for its op
+        unit = f"auto ({task['best_units'][task['op']]})"
+    print(f"\n{run_dir}: task.op={task['op']} unit={unit}")
     print("| seed | class | unit: mean weight over a-only / overlap / b-only / other inputs |")
     print("|---:|---|---|")
     counts: Counter = Counter()
