@@ -167,3 +167,10 @@ def test_the_static_task_whitens_its_nau_or_linear_first_layer_only():
     assert names["first.W"].shape[-1] == 10
     nalu = {"name": "nalu", "first": "nalu", "second": "nalu"}
     assert build_task(task_cfg, nalu, 0).input_whitening() == {}
+
+
+def test_the_recurrent_task_whitens_nothing(make_cfg):
+    from nalu_suite.train import validate
+
+    task = validate(make_cfg("task=recurrent_arith", "unit=nau"))
+    assert task.unit["first"] == "nau" and task.input_whitening() == {}

@@ -10,13 +10,14 @@ import torch
 
 from nalu_suite.errors import ConfigError, check_choice
 
+log = logging.getLogger("nalu_suite")
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
-log = logging.getLogger("nalu_suite")
 SCHEDULES = ("none", "cosine")
 
 

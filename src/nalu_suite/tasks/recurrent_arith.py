@@ -51,6 +51,10 @@ class RecurrentArithTask(StaticArithTask):
         super().__init__(task, unit, seed)
         self.extrap_eval_size = int(task.get("extrap_eval_size", 1000))
 
+    def input_whitening(self) -> dict[str, torch.Tensor]:
+        """None: the recurrent cell's weights read its state as well as the inputs."""
+        return {}
+
     def check_units(self, unit: dict[str, Any]) -> None:
         check_choice("unit.first", unit.get("first"), CELL_NAMES)
         check_choice("unit.second", unit.get("second"), UNIT_NAMES)
