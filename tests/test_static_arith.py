@@ -154,3 +154,16 @@ def test_recurrent_task_accepts_classic_cells_and_rejects_unknown_ones():
     assert task.build_model()(x[:4]).shape == (4, 1)
     with pytest.raises(ConfigError, match="unit.first='lstmm'"):
         RecurrentArithTask(RECURRENT, {"name": "x", "first": "lstmm", "second": "linear"}, seed=0)
+
+
+def test_the_static_task_whitens_its_nau_or_linear_first_layer_only():
+    from nalu_suite.whitened_adam import uniform_whitening
+
+    cfg = STATIC | {"op": "mul", "input_size": 10, "interp_range": [1, 3]}
+    whitening = StaticArithTask(cfg, NMU, 0).input_whitening()
+    assert list(whitening) == ["first.W"]
+    assert torch.equal(whitening["first.W"], uniform_whitening(10, 1.0, 3.0))  # from task.interp_range
+    names = dict(StaticArithTask(cfg, NMU, 0).build_model().named_parameters())
+    assert names["first.W"].shape[-1] == 10
+    nalu = {"name": "nalu", "first": "nalu", "second": "nalu"}
+    assert StaticArithTask(cfg, nalu, 0).input_whitening() == {}

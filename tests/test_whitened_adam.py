@@ -145,30 +145,6 @@ def test_whiten_from_without_input_weights_warns_and_is_plain_adam(caplog):
     assert "optim.whiten_from=5: the model has no input weights to whiten; plain Adam" in caplog.text
 
 
-def test_the_static_task_whitens_its_nau_or_linear_first_layer_only():
-    from nalu_suite.tasks import build_task
-
-    task_cfg = {
-        "name": "static_arith",
-        "op": "mul",
-        "input_size": 10,
-        "hidden_size": 2,
-        "subset_ratio": 0.25,
-        "overlap_ratio": 0.5,
-        "interp_range": [1, 3],
-        "extrap_range": [3, 6],
-        "eval_size": 10,
-    }
-    unit = {"name": "nmu", "first": "nau", "second": "nmu"}
-    whitening = build_task(task_cfg, unit, 0).input_whitening()
-    assert list(whitening) == ["first.W"]
-    assert torch.equal(whitening["first.W"], uniform_whitening(10, 1.0, 3.0))  # from task.interp_range
-    names = dict(build_task(task_cfg, unit, 0).build_model().named_parameters())
-    assert names["first.W"].shape[-1] == 10
-    nalu = {"name": "nalu", "first": "nalu", "second": "nalu"}
-    assert build_task(task_cfg, nalu, 0).input_whitening() == {}
-
-
 def test_the_recurrent_task_whitens_nothing(make_cfg):
     from nalu_suite.train import validate
 

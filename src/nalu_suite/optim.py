@@ -37,6 +37,11 @@ def cosine_factor(step: int, total: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
 
 
+def whitening_pairs(named_params, whitening: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """``(parameter, P)`` for each of ``named_params`` that ``whitening`` (``Task.input_whitening``) names."""
+    return [(p, whitening[n]) for n, p in named_params if n in whitening]
+
+
 def build_optimizer(params, optim: dict[str, Any], max_steps: int, whitening=()):
     """The optimiser named by ``optim.name`` with its remaining keyword arguments, and its schedule
     (``schedule=cosine`` decays the learning rate to ``final_lr_factor`` times its start at ``max_steps``).

@@ -150,7 +150,7 @@ class ReplicaRun:
         """``shared``: a dict in which runs of the same task and seeds (e.g. other units, see
         ``replica_table.py``) keep one copy of the stacked evaluation sets."""
         from nalu_suite.data import BatchStream, TensorDataModule
-        from nalu_suite.optim import build_optimizer, check_optim
+        from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
         from nalu_suite.tasks import build_task
         from nalu_suite.train import to_plain
 
@@ -191,12 +191,8 @@ class ReplicaRun:
         self.thresholds = [task.success_threshold() for task in self.tasks]
 
         self.model = StackedModel([m.to(self.device) for m in models])
-        whitening = self.task.input_whitening()
-        pairs = [
-            (p, whitening[n.removeprefix("model.")])
-            for n, p in self.model.params.items()
-            if n.removeprefix("model.") in whitening
-        ]
+        named = ((n.removeprefix("model."), p) for n, p in self.model.params.items())
+        pairs = whitening_pairs(named, self.task.input_whitening())
         built = build_optimizer(list(self.model.params.values()), self.optim_cfg, s.max_steps, pairs)
         if isinstance(built, dict):
             self.optimizer, self.scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]

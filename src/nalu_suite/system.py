@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nalu_suite.divergence import DivergenceError
-from nalu_suite.optim import build_optimizer, check_optim
+from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
 from nalu_suite.tasks import build_task
 
 OPTIMIZERS = {
@@ -143,8 +143,7 @@ class ArithmeticSystem(L.LightningModule):
 
     # --- optimiser --------------------------------------------------------------------------
     def configure_optimizers(self):
-        whitening = self.task.input_whitening()
-        pairs = [(p, whitening[n]) for n, p in self.model.named_parameters() if n in whitening]
+        pairs = whitening_pairs(self.model.named_parameters(), self.task.input_whitening())
         return build_optimizer(
             list(self.model.parameters()), self.hparams.optim, int(self.trainer.max_steps), pairs
         )

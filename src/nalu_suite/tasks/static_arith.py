@@ -11,6 +11,8 @@ initialisation, averaged over ``baseline_draws`` draws; 0 = perfect) and, on ext
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,17 @@ def check_unit_layers(unit: dict[str, Any], allowed=UNIT_NAMES) -> None:
         check_choice(f"unit.{layer}", unit.get(layer), allowed)
 
 
+@functools.cache
+def _load_unit_config(path: str) -> dict[str, Any]:
+    """A unit config file as a plain dict, read once per process (``replicas=R`` builds R tasks)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
 def best_unit(task: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
     """``unit=auto``: the unit config (``conf/unit/<name>.yaml``) that ``task.best_units`` names for
     ``task.op``, with the options set on ``auto`` (``unit.first_options.*``) merged in."""
-    from omegaconf import OmegaConf
-
     from nalu_suite.config import CONF_DIR
 
     for layer in ("first", "second"):
@@ -50,7 +58,7 @@ def best_unit(task: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
     path = CONF_DIR / "unit" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unit=auto: task.best_units.{task['op']}={name!r} is not a unit config ({path})")
-    unit = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    unit = copy.deepcopy(_load_unit_config(str(path)))
     for key in ("first_options", "second_options"):
         unit[key] = (unit.get(key) or {}) | (auto.get(key) or {})
     return unit
