@@ -92,7 +92,7 @@ def test_replica_engine_with_one_replica_reproduces_the_plain_lightning_run(runs
 def test_a_replica_inside_a_batch_of_eight_matches_its_own_single_run(runs):
     rows = runs["r8"]["replicas"]
     assert [r["seed"] for r in rows] == list(range(8))
-    assert_same_metrics(rows[5], runs["r1"]["replicas"][0])
+    assert_same_metrics(rows[5], runs["r1"]["replicas"][0], rel=1e-5)  # batched matmuls: float rounding
     # the replicas are really different runs (own init, subsets and data), not copies
     assert len({r["test/interp/mse"] for r in rows}) == 8
     assert len({r["success_threshold"] for r in rows}) > 1

@@ -28,6 +28,7 @@ from nalu_suite.units import (
 from nalu_suite.units._numerics import (
     MAX_EXPONENT,
     bounded_prod,
+    linear,
     nac_init_range,
     nac_weight_variance,
 )
@@ -583,11 +584,25 @@ def test_build_unit_passes_valid_options_and_rejects_bad_values():
         build_unit("nau", 0, 1)
 
 
+@pytest.mark.parametrize("shape", [(5,), (16, 5), (4, 16, 5)])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_is_f_linear_in_the_layout_vmap_runs_fastest(shape, with_bias):
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(shape), torch.randn(3, 5), torch.randn(3) if with_bias else None
+    out = linear(x, weight, bias)
+    assert out.shape == (*shape[:-1], 3)
+    assert torch.allclose(out, F.linear(x, weight, bias), atol=1e-6)
+    stacked = torch.randn(4, 3, 5)  # under vmap (replicas): a batched matmul, the same values per replica
+    batched = torch.func.vmap(lambda w: linear(x, w, bias))(stacked)
+    for k in range(4):
+        assert torch.allclose(batched[k], linear(x, stacked[k], bias), atol=1e-6)
+
+
 @pytest.mark.parametrize("name", [n for n in UNIT_NAMES if n in ACTIVATIONS or n == "linear"])
 def test_dense_baselines_apply_their_activation(name):
     unit = build_unit(name, 3, 4)
     x = torch.randn(16, 3) * 4
-    expected = ACTIVATIONS[name](F.linear(x, unit.weight, unit.bias))
+    expected = ACTIVATIONS[name](linear(x, unit.weight, unit.bias))
     assert torch.equal(unit(x), expected)
     if name != "linear":
         assert not torch.allclose(unit(x), F.linear(x, unit.weight, unit.bias))

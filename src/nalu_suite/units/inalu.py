@@ -27,10 +27,9 @@ re-initialisation of stuck models) is the trainer's job.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._numerics import nac_weight
+from ._numerics import linear, nac_weight
 from .base import ArithmeticUnit
 
 
@@ -85,9 +84,9 @@ class INALU(ArithmeticUnit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_add = self.weight_add
         w_mul = self.weight_mul
-        a = F.linear(x, w_add)
+        a = linear(x, w_add)
         log_x = torch.log(torch.clamp(x.abs(), min=self.eps))
-        m = torch.exp(torch.clamp(F.linear(log_x, w_mul), max=self.omega))
+        m = torch.exp(torch.clamp(linear(log_x, w_mul), max=self.omega))
         abs_w = w_mul.abs()
         # (..., 1, in) against (out, in): one factor per (output, input) pair; values in [-1, 1]
         sign_factors = abs_w * torch.sign(x).unsqueeze(-2) + 1 - abs_w

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._numerics import linear
 from .base import ArithmeticUnit
 
 
@@ -62,7 +63,7 @@ class Dense(ArithmeticUnit):
         return {"W": self.weight}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ACTIVATIONS[self.activation](F.linear(x, self.weight, self.bias))
+        return ACTIVATIONS[self.activation](linear(x, self.weight, self.bias))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, activation={self.activation}, bias={self.bias is not None}"

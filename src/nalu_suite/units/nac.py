@@ -20,10 +20,9 @@ Clamps / epsilons:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp, nac_init_range, nac_weight
+from ._numerics import MAX_EXPONENT, bounded_exp, linear, nac_init_range, nac_weight
 from .base import ArithmeticUnit
 
 
@@ -53,7 +52,7 @@ class NACAdd(_NACBase):
     """NAC+: ``y = W x``, ``W = tanh(W_hat) * sigmoid(M_hat)`` (Trask et al. 2018, eq. 1)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
+        return linear(x, self.weight)
 
 
 class NACMul(_NACBase):
@@ -68,7 +67,7 @@ class NACMul(_NACBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_x = torch.log(x.abs() + self.eps)
-        return bounded_exp(F.linear(log_x, self.weight), self.max_exponent)
+        return bounded_exp(linear(log_x, self.weight), self.max_exponent)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, eps={self.eps}, max_exponent={self.max_exponent}"

@@ -27,10 +27,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp, clamp_
+from ._numerics import MAX_EXPONENT, bounded_exp, clamp_, linear
 from .base import ArithmeticUnit
 
 #: The paper's epsilon: float32 machine epsilon.
@@ -89,6 +88,6 @@ class NPU(_NPUBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self._log_r_and_k(x)
-        z_re = F.linear(log_r, self.W_real) - F.linear(k, self.W_imag)
-        z_im = F.linear(k, self.W_real) + F.linear(log_r, self.W_imag)
+        z_re = linear(log_r, self.W_real) - linear(k, self.W_imag)
+        z_im = linear(k, self.W_real) + linear(log_r, self.W_imag)
         return bounded_exp(z_re, self.max_exponent) * torch.cos(z_im)

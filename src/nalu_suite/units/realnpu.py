@@ -14,9 +14,8 @@ addition), ``W_r`` Glorot-uniform, ``g = 0.5``. ``regularizer()`` is ``mean(|W_r
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ._numerics import bounded_exp
+from ._numerics import bounded_exp, linear
 from .npu import _NPUBase
 
 
@@ -27,6 +26,4 @@ class RealNPU(_NPUBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self._log_r_and_k(x)
-        return bounded_exp(F.linear(log_r, self.W_real), self.max_exponent) * torch.cos(
-            F.linear(k, self.W_real)
-        )
+        return bounded_exp(linear(log_r, self.W_real), self.max_exponent) * torch.cos(linear(k, self.W_real))
