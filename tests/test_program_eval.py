@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nalu_suite.errors import ConfigError
+from nalu_suite.tasks.candidates import Candidates
 from nalu_suite.tasks.program_eval import (
     ConfiguredUnitModel,
     DirectRegressionModel,
@@ -20,6 +21,7 @@ from nalu_suite.tasks.program_eval import (
     apply_per_sample,
     digit_matches,
     encode_programs,
+    gain_at,
     literal_positions,
     number_features,
     reverse_within_length,
@@ -285,6 +287,47 @@ def test_regularizer_penalises_configured_weights_away_from_minus_one_zero_and_o
     assert model.column_head.weight.grad.abs().sum() > 0
 
 
+def test_gain_schedule_interpolates_between_its_knots_and_is_constant_outside():
+    knots = [(0, 1.0), (100, 10.0), (200, 10.0), (300, 40.0)]
+    assert [gain_at(knots, s) for s in (0, 50, 100, 150, 250, 300, 10_000)] == [1, 5.5, 10, 10, 25, 40, 40]
+    assert gain_at([(10, 2.0)], 0) == 2.0
+
+
+def test_hyper_gain_schedule_scales_the_configured_parameters_and_is_checkpointed():
+    _, (tokens, lengths, numbers, literals, _) = batch_of()
+    torch.manual_seed(3)
+    model = ConfiguredUnitModel(
+        unit="nac", num_literals=7, embedding_size=8, hidden_size=16, hyper_gain_schedule=[[0, 1], [100, 10]]
+    )
+    assert float(model.current_gain) == 1.0  # built for training: the schedule's first gain
+    at_start = model.configure(tokens, lengths, numbers)[0]["W_hat"]
+    model.on_train_step(50)
+    assert float(model.current_gain) == pytest.approx(5.5)
+    assert torch.allclose(model.configure(tokens, lengths, numbers)[0]["W_hat"], 5.5 * at_start, rtol=1e-5)
+    model.on_train_step(100_000)
+    assert float(model.current_gain) == 10.0
+    model.on_train_step(20)  # a checkpoint keeps the gain it was validated with
+    restored = ConfiguredUnitModel(unit="nac", num_literals=7, embedding_size=8, hidden_size=16)
+    assert float(restored.current_gain) == 10.0  # no schedule: hyper_gain throughout
+    restored.on_train_step(20)
+    assert float(restored.current_gain) == 10.0
+    restored.load_state_dict(model.state_dict())
+    assert float(restored.current_gain) == pytest.approx(2.8)
+
+
+def test_eval_gain_sharpens_the_configured_weights_without_moving_a_decision():
+    programs, (tokens, lengths, numbers, literals, target) = batch_of(n=20)
+    torch.manual_seed(4)
+    model = ConfiguredUnitModel(unit="nac", num_literals=7, embedding_size=8, hidden_size=16, eval_gain=100)
+    trained = model.configure(tokens, lengths, numbers)[0]
+    model.eval()
+    sharp = model.configure(tokens, lengths, numbers)[0]
+    assert torch.allclose(sharp["W_hat"], 10 * trained["W_hat"], rtol=1e-5)  # 100 / the training gain 10
+    assert torch.equal(sharp["M_hat"].sign(), trained["M_hat"].sign())
+    model.train()
+    assert torch.equal(model.configure(tokens, lengths, numbers)[0]["W_hat"], trained["W_hat"])
+
+
 def test_baseline_regresses_the_answer_from_both_value_channels():
     _, (tokens, lengths, numbers, literals, _) = batch_of()
     model = DirectRegressionModel(cell="lstm", embedding_size=8, hidden_size=16)
@@ -316,11 +359,31 @@ def test_task_picks_the_model_from_the_unit_config():
         ("test_digits", [], "non-empty"),
         ("nesting", 0, "task.nesting"),
         ("value_scale", 0, "positive"),
+        ("hyper_gain_schedule", [[0, 1], [0, 10]], "steps must increase"),
+        ("hyper_gain_schedule", [[0, -1]], "gain -1 is not a positive number"),
+        ("hyper_gain_schedule", [[0.5, 1]], "step 0.5 is not an integer"),
+        ("hyper_gain_schedule", [5], r"must be a list of \[step, gain\] pairs"),
+        ("eval_gain", 0, "task.eval_gain=0 must be a positive number"),
+        ("candidates", 0, "task.candidates=0 must be an integer >= 1"),
     ],
 )
 def test_bad_task_config_names_the_value_and_the_choices(key, value, message):
     with pytest.raises(ConfigError, match=message):
         ProgramEvalTask({**TASK, key: value}, NALU, 0)
+
+
+def test_program_eval_trains_candidates_on_the_sum_of_their_losses_and_reports_them():
+    task = ProgramEvalTask({**TASK, "candidates": 2}, NALU, 0)
+    model = task.build_model()
+    assert isinstance(model, Candidates) and len(model.members) == 2
+    _, batch = batch_of()
+    loss = task.loss(model, batch)
+    singles = [torch.nn.functional.mse_loss(m(*batch[:4]) / 100, batch[4] / 100) for m in model.members]
+    assert torch.allclose(loss, sum(singles))
+    assert torch.allclose(model.running_loss, torch.stack(singles).detach())
+    model.eval()
+    pred, _ = task.predict(model, batch)
+    assert torch.equal(pred, model.members[model.selected](*batch[:4]))
 
 
 def test_bad_unit_names_the_choices():
@@ -355,6 +418,10 @@ def test_short_training_run_learns_addition_and_extrapolates(make_cfg, tmp_path)
         "task.figure_size=50",
         "task.hidden_size=16",
         "task.embedding_size=8",
+        # the constant training gain: 400 steps end inside the default warm-up; without the eval gain,
+        # which would make an untrained model exact whenever its shared column head starts with W, M > 0
+        "task.hyper_gain_schedule=null",
+        "task.eval_gain=null",
         "trainer.max_steps=400",
         "regularizer.start=150",
         "regularizer.end=250",

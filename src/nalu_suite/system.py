@@ -72,6 +72,7 @@ class ArithmeticSystem(L.LightningModule):
         return weight * min(1.0, max(0.0, (step - start) / (end - start)))
 
     def training_step(self, batch, batch_idx):
+        self.model.on_train_step(int(self.global_step))
         task_loss = self.task.loss(self.model, batch)
         lam = self.regularizer_weight(self.global_step)
         loss = task_loss + lam * self.model.regularizer() if lam else task_loss

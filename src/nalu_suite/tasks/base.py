@@ -46,6 +46,9 @@ class ArithmeticModel(nn.Module):
         for m in self._arithmetic_parts():
             m.project_()
 
+    def on_train_step(self, step: int) -> None:
+        """Called before each training step with the global step, for step-dependent schedules."""
+
 
 class Task:
     """Base class of every task. Construct with the plain ``task``/``unit`` config dicts and a seed.

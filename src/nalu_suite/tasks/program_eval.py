@@ -261,6 +261,16 @@ def sparsity_terms(weight: torch.Tensor) -> torch.Tensor:
     return torch.minimum(weight.abs(), (1 - weight.abs()).abs())
 
 
+def gain_at(knots: Sequence[tuple[int, float]], step: int) -> float:
+    """Piecewise-linear interpolation of ``[(step, gain), ...]`` (steps increasing), constant outside."""
+    if step <= knots[0][0]:
+        return knots[0][1]
+    for (s0, g0), (s1, g1) in zip(knots, knots[1:], strict=False):
+        if step < s1:
+            return g0 + (g1 - g0) * (step - s0) / (s1 - s0)
+    return knots[-1][1]
+
+
 class ConfiguredUnitModel(ArithmeticModel):
     """An LSTM configures an arithmetic unit per program; the unit computes the answer (Trask et al. §4.4).
 
@@ -298,6 +308,8 @@ class ConfiguredUnitModel(ArithmeticModel):
         value_scale: float = 100.0,
         value_gain: float = 5.0,
         hyper_gain: float = 10.0,
+        hyper_gain_schedule: Sequence[Sequence[float]] | None = None,
+        eval_gain: float | None = None,
     ) -> None:
         super().__init__()
         if configure_from not in CONFIGURE_FROM:
@@ -305,6 +317,11 @@ class ConfiguredUnitModel(ArithmeticModel):
         self.num_literals = num_literals
         self.value_scale = value_scale
         self.hyper_gain = hyper_gain
+        self.gain_knots = [(int(step), float(gain)) for step, gain in hyper_gain_schedule or []]
+        self.eval_gain = eval_gain
+        # the gain in use (checkpointed, so a checkpoint evaluates with the gain it was validated with)
+        initial_gain = self.gain_knots[0][1] if self.gain_knots else hyper_gain
+        self.register_buffer("current_gain", torch.tensor(initial_gain))
         self.reader = SequenceReader(
             controller,
             controller_inputs,
@@ -339,19 +356,39 @@ class ConfiguredUnitModel(ArithmeticModel):
             head.bias.copy_(bias / self.hyper_gain)
         return head
 
+    def on_train_step(self, step: int) -> None:
+        """Sets the training gain of ``hyper_gain_schedule`` at ``step`` (piecewise linear between knots).
+
+        A small gain early keeps the configured weights off the flat tails of tanh/sigmoid while the
+        controller learns which sign each literal takes (with a constant gain of 10, one seed of three
+        locked a wrong sign and ignored the ``-`` before a literal).
+        """
+        if self.gain_knots:
+            self.current_gain.fill_(gain_at(self.gain_knots, step))
+
+    def gain(self) -> torch.Tensor | float:
+        """The gain of the hypernetwork's outputs: ``eval_gain`` (if set) in eval mode, else the training
+        gain. A larger gain at evaluation sharpens every configured weight towards its saturated value
+        (tanh, sigmoid -> -1, 0, 1) without moving any decision: the sign of each pre-activation is kept.
+        4-digit literals need weights within ~1e-4 of exact, which training on 2-digit programs, where 1e-2
+        is enough, does not ask for."""
+        if self.eval_gain is not None and not self.training:
+            return self.eval_gain
+        return self.current_gain
+
     def configure(self, tokens, lengths, numbers) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Each sample's unit parameters ``{name: (N, *shape)}`` and the (N, num_literals) slot mask."""
         outputs, summary = self.reader(tokens, lengths, numbers)
         positions, present = literal_positions(tokens, self.num_literals)
         params: dict[str, torch.Tensor] = {}
         if self.global_head is not None:
-            flat = self.hyper_gain * self.global_head(summary)
+            flat = self.gain() * self.global_head(summary)
             sizes = [math.prod(self.shapes[n]) for n in self.global_names]
             for name, chunk in zip(self.global_names, flat.split(sizes, dim=-1), strict=True):
                 params[name] = chunk.reshape(-1, *self.shapes[name])
         if self.column_head is not None:
             at_literals = outputs.gather(1, positions.unsqueeze(-1).expand(-1, -1, outputs.shape[-1]))
-            columns = self.hyper_gain * self.column_head(at_literals * present.unsqueeze(-1))  # (N, K, C)
+            columns = self.gain() * self.column_head(at_literals * present.unsqueeze(-1))  # (N, K, C)
             sizes = [math.prod(self.shapes[n][:-1]) for n in self.column_names]
             for name, chunk in zip(self.column_names, columns.split(sizes, dim=-1), strict=True):
                 shape = self.shapes[name]
@@ -502,6 +539,27 @@ def _positive(cfg: dict, key: str, default: float) -> float:
     return float(value)
 
 
+def gain_schedule(value: Any) -> list[tuple[int, float]]:
+    """``task.hyper_gain_schedule`` checked: null/empty, or ``[[step, gain], ...]`` with increasing integer
+    steps >= 0 and positive gains."""
+    if not value:
+        return []
+    knots = []
+    message = f"task.hyper_gain_schedule={value!r} must be a list of [step, gain] pairs"
+    for knot in value:
+        if not isinstance(knot, (list, tuple)) or len(knot) != 2:
+            raise ConfigError(message)
+        step, gain = knot
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError(f"{message}: step {step!r} is not an integer >= 0")
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not gain > 0:
+            raise ConfigError(f"{message}: gain {gain!r} is not a positive number")
+        if knots and step <= knots[-1][0]:
+            raise ConfigError(f"{message}: steps must increase ({knots[-1][0]} then {step})")
+        knots.append((step, float(gain)))
+    return knots
+
+
 class ProgramEvalTask(Task):
     name = "program_eval"
     val_splits = ("val",)
@@ -529,11 +587,14 @@ class ProgramEvalTask(Task):
         self.value_scale = _positive(task, "value_scale", 100.0)
         self.value_gain = _positive(task, "value_gain", 5.0)
         self.hyper_gain = _positive(task, "hyper_gain", 10.0)
+        self.hyper_gain_schedule = gain_schedule(task.get("hyper_gain_schedule"))
+        self.eval_gain = None if task.get("eval_gain") is None else _positive(task, "eval_gain", 1.0)
         check_choice("task.controller", task.get("controller", "lstm"), RECURRENT_CELLS)
         check_choice("task.controller_inputs", task.get("controller_inputs", "relative"), CONTROLLER_INPUTS)
         check_choice("task.configure_from", task.get("configure_from", "literals"), CONFIGURE_FROM)
         for key in ("hidden_size", "embedding_size", "eval_size", "figure_size", "chunk"):
             _int_option(task, key)
+        self.candidates = _int_option({"candidates": 1} | task, "candidates")
         check_choice("unit.first", unit.get("first"), (*RECURRENT_CELLS, *UNIT_NAMES))
         check_choice("unit.second", unit.get("second"), UNIT_NAMES)
         self.is_baseline = unit["first"] in RECURRENT_CELLS
@@ -592,6 +653,15 @@ class ProgramEvalTask(Task):
 
     # --- model and steps -------------------------------------------------------------------------
     def build_model(self) -> ArithmeticModel:
+        """The configured unit or baseline; ``task.candidates`` > 1 of them side by side
+        (:class:`~nalu_suite.tasks.candidates.Candidates`: restarts chosen on fresh 2-digit programs)."""
+        if self.candidates == 1:
+            return self.build_one_model()
+        from nalu_suite.tasks.candidates import Candidates
+
+        return Candidates(self.build_one_model, self.candidates)
+
+    def build_one_model(self) -> ArithmeticModel:
         sizes = {
             "embedding_size": int(self.cfg["embedding_size"]),
             "hidden_size": int(self.cfg["hidden_size"]),
@@ -614,6 +684,8 @@ class ProgramEvalTask(Task):
                 controller_inputs=self.cfg.get("controller_inputs", "relative"),
                 configure_from=self.cfg.get("configure_from", "literals"),
                 hyper_gain=self.hyper_gain,
+                hyper_gain_schedule=self.hyper_gain_schedule,
+                eval_gain=self.eval_gain,
                 **sizes,
             )
         except (TypeError, ValueError) as err:
@@ -624,8 +696,17 @@ class ProgramEvalTask(Task):
         return model(tokens, lengths, numbers, literals), target
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        """MSE of ``answer / value_scale``; with candidates, the sum of the members' MSEs (each member's
+        gradient is its own), which are also handed to ``model.observe`` to pick the answering member."""
         pred, target = self.predict(model, batch)
-        return torch.nn.functional.mse_loss(pred / self.value_scale, target / self.value_scale)
+        scaled = target / self.value_scale
+        if pred.dim() == 1:
+            return torch.nn.functional.mse_loss(pred / self.value_scale, scaled)
+        per_member = torch.nn.functional.mse_loss(
+            pred / self.value_scale, scaled.expand_as(pred), reduction="none"
+        ).mean(-1)
+        model.observe(per_member)
+        return per_member.sum()
 
     # --- metrics and figures ---------------------------------------------------------------------
     def make_metric(self, split: str) -> ProgramMetric:
