@@ -405,7 +405,7 @@ def test_config_defaults_to_the_configured_unit_and_the_cli_unit_wins(make_cfg):
     assert make_cfg("task=program_eval", "unit=lstm").unit.first == "lstm"
 
 
-def test_short_training_run_learns_addition_and_extrapolates(make_cfg, tmp_path):
+def test_short_training_run_learns_addition_and_extrapolates(make_cfg, tmp_path, run_script):
     from omegaconf import OmegaConf
 
     from nalu_suite.train import train
@@ -438,6 +438,23 @@ def test_short_training_run_learns_addition_and_extrapolates(make_cfg, tmp_path)
     written = json.loads((tmp_path / "run" / "results.json").read_text())
     assert math.isclose(written["test/d4/digit_acc"], results["test/d4/digit_acc"])
     assert (tmp_path / "run" / "accuracy_by_digits.png").exists()
+    done = run_script(
+        "scripts/program_breakdown.py",
+        str(tmp_path / "run/checkpoints/best.ckpt"),
+        "--digits",
+        "2,4",
+        "--n",
+        "200",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()[2:]]
+    assert [(r[0].strip(), int(r[1])) for r in rows] == [("addition", 2), ("addition", 4)]
+    for _, _, exact, decision, precision in rows:  # the script's checkpoint scores as train() tested it
+        assert float(exact) >= 0.95 and float(decision) + float(precision) == pytest.approx(
+            1 - float(exact), abs=2e-3
+        )
+    missing = run_script("scripts/program_breakdown.py", str(tmp_path / "nothing.ckpt"))
+    assert missing.returncode != 0 and "nothing.ckpt" in missing.stderr
 
 
 def test_plot_script_pools_seeds_per_configuration(tmp_path, run_script):
