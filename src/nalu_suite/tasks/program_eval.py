@@ -34,6 +34,10 @@ Models (chosen by the ``unit`` config):
   reads the program with both value channels; ``value_scale`` times a ``unit.second`` readout (linear) of its
   last output is the answer.
 
+``task.candidates`` (default 2) such models train side by side, each on its own loss, and the one with the
+lower running loss on the (always fresh) training programs answers at validation and test
+(``tasks/candidates.py``): restarts in one run.
+
 Loss: MSE of ``answer / value_scale``, plus the ``regularizer`` config's ramped weight times the model's
 regulariser (for configured units: Madsen & Johansen's sparsity regulariser on the configured weights).
 Metrics per split: ``exact`` (the rounded answer equals the target), ``digit_acc`` (:class:`ProgramMetric`),
@@ -276,10 +280,11 @@ class ConfiguredUnitModel(ArithmeticModel):
 
     ``forward(tokens, lengths, numbers, literals) -> answer (N,)``. A *template* unit
     ``build_unit(unit, num_literals, 1)`` fixes the names, shapes and initial values of the parameters; its
-    own parameters are never trained. The hypernetwork outputs every raw parameter, times ``hyper_gain``
-    (so that saturating values such as ``W_hat ~ 10`` are a short walk for the optimiser; its weights and
-    bias are divided by the gain at initialisation, so at step 0 each sample's unit is near the template's
-    initial unit):
+    own parameters are never trained. The hypernetwork outputs every raw parameter, times a gain (so that
+    saturating values such as ``W_hat ~ 10`` are a short walk for the optimiser): ``hyper_gain``, or in
+    training the ``hyper_gain_schedule`` value of the step (:meth:`on_train_step`), and ``eval_gain`` in
+    eval mode (:meth:`gain`). Its weights and bias are divided by ``hyper_gain`` at initialisation, so at
+    gain ``hyper_gain`` each sample's unit starts near the template's initial unit:
 
     * ``configure_from="literals"`` (default): the controller is bidirectional; the parameters that belong to
       input ``i`` (index ``i`` of the last axis of every parameter whose last axis has ``num_literals``
