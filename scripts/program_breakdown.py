@@ -18,8 +18,7 @@ from pathlib import Path
 
 import torch
 
-from nalu_suite.evaluate import load_checkpoint
-from nalu_suite.tasks import build_task
+from nalu_suite.evaluate import load_checkpoint, model_from_checkpoint
 from nalu_suite.tasks.program_eval import encode_programs
 from nalu_suite.tasks.programs import ProgramGenerator
 
@@ -30,19 +29,14 @@ DECISION_FRACTION = 0.3
 def breakdown(ckpt: Path, digits: list[int], n: int, seed: int = 0) -> list[dict]:
     """One row per operation and digit length: ``exact``, ``decision`` and ``precision`` error rates."""
     raw = load_checkpoint(ckpt)
-    hp = raw["hyper_parameters"]
-    task = build_task(hp["task"], hp["unit"], int(hp["seed"]))
-    if task.name != "program_eval":
-        raise SystemExit(f"error: {ckpt} is a {task.name} checkpoint, not program_eval")
-    model = task.build_model()
-    prefix = "model."
-    model.load_state_dict({k[len(prefix) :]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)})
-    model.eval()
-    operations = task.operations if task.kind == "programs" else ("addition",)
+    name = raw["hyper_parameters"]["task"].get("name")
+    if name != "program_eval":
+        raise SystemExit(f"error: {ckpt} is a {name} checkpoint, not program_eval")
+    task, model = model_from_checkpoint(raw)
     rows = []
-    for op in operations:
+    for op in task.operations if task.kind == "programs" else ("addition",):
+        ops = (op,) if task.kind == "programs" else task.operations
         for k in digits:
-            ops = task.operations if task.kind == "addition" else (op,)
             generator = ProgramGenerator(task.kind, k, task.nesting, ops, exact_digits=k != task.train_digits)
             programs = generator.samples(random.Random(seed), n)
             tokens, lengths, numbers, literals, target = encode_programs(programs, task.num_literals)

@@ -43,6 +43,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def model_from_checkpoint(raw: dict[str, Any]):
+    """``(task, model)`` rebuilt from a checkpoint's hyper-parameters, with its weights, in eval mode
+    (no Lightning: the system's ``model.`` weights are loaded into the task's model)."""
+    from nalu_suite.tasks import build_task
+
+    hp = raw["hyper_parameters"]
+    task = build_task(hp["task"], hp.get("unit", {}), int(hp.get("seed", 0)))
+    model = task.build_model()
+    prefix = "model."
+    model.load_state_dict({k[len(prefix) :]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)})
+    return task, model.eval()
+
+
 def task_overrides(overrides: list[str], composed_task: dict) -> dict[str, Any]:
     """The ``task.<key>`` values the user changed, read back from the composed (type-checked) config."""
     keys = {

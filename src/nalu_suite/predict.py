@@ -33,7 +33,7 @@ class PredictError(Exception):
 def load_model(path: str | Path):
     """``(task, model)`` from a num2words checkpoint, the model in evaluation mode."""
     from nalu_suite.errors import ConfigError
-    from nalu_suite.tasks import build_task
+    from nalu_suite.evaluate import model_from_checkpoint
 
     path = Path(path)
     if not path.is_file():
@@ -55,15 +55,9 @@ def load_model(path: str | Path):
             f"(python train.py task={TASK_NAME})"
         )
     try:
-        task = build_task(hparams["task"], hparams.get("unit", {}), int(hparams.get("seed", 0)))
-        model = task.build_model()
-        weights = {
-            k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
-        }
-        model.load_state_dict(weights)
+        return model_from_checkpoint(checkpoint)
     except (ConfigError, KeyError, RuntimeError) as err:
         raise PredictError(f"{str(path)!r} does not match this version's model: {err}") from err
-    return task, model.eval()
 
 
 def read_phrases(phrases: list[str]) -> list[list[str]]:
