@@ -216,6 +216,34 @@ def test_exponent_clamp_bounds_nac_mul_and_nalu_but_not_representable_products()
         assert torch.allclose(y.double(), torch.tensor(1e12, dtype=torch.float64), rtol=1e-5)
 
 
+def test_inalu_sign_retrieval_equals_the_papers_product_of_factors():
+    """The log-space matrix form of iNALU's sign (units/inalu.py) against the product it replaces,
+    on inputs with zeros and negatives and weights including the exactly-zero factors |W| = 1, 1/2."""
+    from nalu_suite.units.inalu import sign_retrieval
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=gen, dtype=torch.float64).round()  # about 40% zeros
+    w = torch.rand(3, 6, generator=gen, dtype=torch.float64) * 2 - 1
+    direct = lambda w: torch.prod(w.abs() * torch.sign(x).unsqueeze(-2) + 1 - w.abs(), dim=-1)  # noqa: E731
+    w.requires_grad_(True)
+    (expected_grad,) = torch.autograd.grad(direct(w).square().sum(), w)
+    got = sign_retrieval(x, w)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), w)
+    assert torch.allclose(got, direct(w), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(got_grad, expected_grad, rtol=1e-10, atol=1e-12)
+    assert (got < 0).any() and (got > 0).any()  # signs of both kinds occur
+    with torch.no_grad():
+        w[0, 0], w[1, 1] = 1.0, -0.5  # a zero factor where x_0 = 0, and where x_1 < 0
+    exact_zero = (x[:, 0] == 0, x[:, 1] < 0)
+    assert exact_zero[0].any() and exact_zero[1].any()
+    got = sign_retrieval(x, w.detach())
+    assert torch.equal(got[exact_zero[0], 0], torch.zeros(int(exact_zero[0].sum()), dtype=x.dtype))
+    assert torch.equal(got[exact_zero[1], 1], torch.zeros(int(exact_zero[1].sum()), dtype=x.dtype))
+    assert torch.allclose(got, direct(w.detach()), rtol=1e-12, atol=1e-14)
+    positive = torch.rand(5, 6, generator=gen) + 0.1
+    assert torch.equal(sign_retrieval(positive, w.float()), torch.ones(5, 3))  # exactly 1, not 1 +- ulp
+
+
 def test_inalu_uses_the_published_omega_clip():
     unit = build_unit("inalu", 2, 1)
     set_ideal(unit, [[1.0, 1.0]], gate=-GATE)

@@ -33,6 +33,35 @@ from ._numerics import linear, nac_weight
 from .base import ArithmeticUnit
 
 
+def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
+    """iNALU's sign ``s_j = prod_i (|W_ji| sign(x_i) + 1 - |W_ji|)`` (Sec. 3.3), shape ``(..., out)``.
+
+    A factor is ``1`` where ``x_i > 0``, ``1 - |W_ji|`` where ``x_i = 0`` and ``1 - 2|W_ji|`` where
+    ``x_i < 0``, so the product is computed from the zero and negative inputs only, in log space:
+    ``log|s| = [x = 0] @ log(1 - |W|)^T + [x < 0] @ log|1 - 2|W||^T``, one matrix product that also
+    counts the negative factors (the sign is their parity) and the exactly-zero ones (then ``s = 0``).
+    This avoids the ``(batch, out, in)`` tensor of factors and the backward of its product: under
+    ``replicas=100`` with (128 x 100) batches, forward and backward take about 6.5 ms instead of 14 ms
+    (an ad-hoc timing, 2026-12-01).
+    ``s = 1`` exactly when every input is positive. The value matches the direct product to rounding;
+    the one difference is the gradient at an exactly-zero factor (``|W_ji| = 1`` with ``x_i = 0``, or
+    ``|W_ji| = 1/2`` with ``x_i < 0``), which is 0 here. ``|W| = 1`` only happens at saturated
+    ``tanh``/``sigmoid``, whose own derivative is already 0 there.
+    """
+    abs_w = w_mul.abs()
+    # the factor of an input that is exactly 0, then of a negative one: (out, 2 in); never < 0 for 0 inputs
+    factors = torch.cat([1 - abs_w, 1 - 2 * abs_w], dim=-1)
+    exact_zero = factors == 0
+    # log|f| with the exact zeros replaced by log 1 = 0 (the where() inside the log: no 0 * inf backward)
+    log_abs = torch.log(torch.where(exact_zero, torch.ones_like(factors), factors).abs())
+    table = torch.cat([log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2)  # (3 out, 2 in)
+    which = torch.cat([x == 0, x < 0], dim=-1).to(x.dtype)  # (..., 2 in)
+    # one product gives log|s|, the number of negative factors and the number of zero factors
+    log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
+    sign = 1 - 2 * torch.remainder(n_negative, 2)
+    return torch.where(n_exact_zero > 0, torch.zeros_like(log_abs_s), sign * torch.exp(log_abs_s))
+
+
 class INALU(ArithmeticUnit):
     """iNALU with separate add/mul weights, clipped log/exp, sign retrieval and a scalar gate per output."""
 
@@ -87,10 +116,7 @@ class INALU(ArithmeticUnit):
         a = linear(x, w_add)
         log_x = torch.log(torch.clamp(x.abs(), min=self.eps))
         m = torch.exp(torch.clamp(linear(log_x, w_mul), max=self.omega))
-        abs_w = w_mul.abs()
-        # (..., 1, in) against (out, in): one factor per (output, input) pair; values in [-1, 1]
-        sign_factors = abs_w * torch.sign(x).unsqueeze(-2) + 1 - abs_w
-        s = torch.prod(sign_factors, dim=-1)
+        s = sign_retrieval(x, w_mul)
         g = torch.sigmoid(self.gate_logit)
         return g * a + (1 - g) * m * s
 
