@@ -310,6 +310,24 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
         assert (saved["unit"]["name"], saved["task"]["op"], saved["seed"]) == (unit, "sub", 3)
 
 
+def test_the_table_runner_with_two_jobs_writes_the_same_cells_as_one_process(tmp_path):
+    from nalu_suite.replica_table import main
+
+    extra = ["trainer.max_steps=20", "trainer.val_check_interval=10", "task.eval_size=40", "batch_size=8"]
+    extra += ["task.baseline_draws=1", "threads=1"]
+    common = ["--ops", "add,mul", "--units", "nau,nmu", "--replicas", "2"]
+    main([*common, "--out", str(tmp_path / "one"), *extra])
+    main([*common, "--jobs", "2", "--out", str(tmp_path / "two"), *extra])
+    cells = sorted(p.parent.name for p in (tmp_path / "two").glob("*/results.json"))
+    assert cells == ["op=add,unit=nau", "op=add,unit=nmu", "op=mul,unit=nau", "op=mul,unit=nmu"]
+    for cell in cells:
+        one = json.loads((tmp_path / "one" / cell / "results.json").read_text())["replicas"]
+        two = json.loads((tmp_path / "two" / cell / "results.json").read_text())["replicas"]
+        for mine, theirs in zip(two, one, strict=True):
+            assert_same_metrics(mine, theirs)
+    assert (tmp_path / "two" / "success.png").is_file()
+
+
 def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(tmp_path, run_script):
     import importlib.util
 

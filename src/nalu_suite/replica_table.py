@@ -1,6 +1,7 @@
 """The static-task success table: every op x unit, R seeds each, one command.
 
     python -m nalu_suite.replica_table --out logs/static_table              # 6 ops x 10 units x 100 seeds
+    python -m nalu_suite.replica_table --out logs/static_table --jobs 2 threads=1   # two ops at a time
     python -m nalu_suite.replica_table --ops add,mul --units nau,nmu --replicas 20 --out /tmp/t
     python scripts/report.py logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
 
@@ -11,7 +12,8 @@ training batches and evaluation sets: the batches are drawn once per op and ever
 on them in lockstep, which saves most of the data generation (the dominant cost of these tiny models).
 Every cell gets its own directory with ``results.json`` and ``.hydra/overrides.yaml``, so
 ``scripts/report.py`` reads the table like a Hydra multirun. A figure of the success rates
-(``success.png``) is written next to them.
+(``success.png``) is written next to them. ``--jobs N`` trains N ops at a time in worker processes (one
+op per process, each op's cells as above; give ``threads=1`` so the processes do not share cores).
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def cell_overrides(op: str, unit: str, replicas: int, seed: int, extra: list[str
     ]
 
 
-def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str], out: Path) -> None:
+def run_op(
+    op: str, units: list[str], replicas: int, seed: int, extra: list[str], out: Path, position: int = 0
+) -> None:
     """Train every unit's R replicas of ``op`` in lockstep on one shared stream; write each cell."""
     from omegaconf import open_dict
     from tqdm import tqdm
@@ -89,7 +93,8 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
         raise ConfigError(f"op={op}: the units' training streams differ; cannot share them")
 
     batches = iter(runs[0].batches)
-    bar = tqdm(total=settings.max_steps, desc=f"{op}: {len(units)} units x {replicas} seeds", unit="step")
+    desc = f"{op}: {len(units)} units x {replicas} seeds"
+    bar = tqdm(total=settings.max_steps, desc=desc, unit="step", position=position)
     try:
         for _ in range(settings.max_steps):
             batch = next(batches)
@@ -110,6 +115,47 @@ def run_op(op: str, units: list[str], replicas: int, seed: int, extra: list[str]
         run._record_train_metrics()
         rows = run.rows(run.test(), wall_time=time.time() - started)
         _write_cell(run, rows, cell_dir, cell, cfg, time.time() - started)
+
+
+_WORKER_POSITION = 0
+
+
+def _init_worker(counter) -> None:
+    """Worker process setup: logging, and a progress-bar line of its own (``counter`` numbers them)."""
+    global _WORKER_POSITION
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    with counter.get_lock():
+        _WORKER_POSITION = counter.value
+        counter.value += 1
+
+
+def _run_op_in_worker(op: str, *args) -> str:
+    run_op(op, *args, position=_WORKER_POSITION)
+    return op
+
+
+def run_ops(
+    ops: list[str], units: list[str], replicas: int, seed: int, extra: list[str], out: Path, jobs: int
+) -> None:
+    """``run_op`` for every op: in this process (``jobs=1``) or ``jobs`` ops at a time in worker processes."""
+    started = time.time()
+    if jobs <= 1 or len(ops) == 1:
+        for op in ops:
+            run_op(op, units, replicas, seed, extra, out)
+            log.info("op %s done after %.0f s in total", op, time.time() - started)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    counter = context.Value("i", 0)
+    workers = min(jobs, len(ops))
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(counter,)
+    ) as pool:
+        futures = [pool.submit(_run_op_in_worker, op, units, replicas, seed, extra, out) for op in ops]
+        for future in as_completed(futures):
+            log.info("op %s done after %.0f s in total", future.result(), time.time() - started)
 
 
 def _write_cell(run, rows, cell_dir: Path, overrides: list[str], cfg, wall: float) -> None:
@@ -187,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
+        "--jobs", type=int, default=1, help="ops trained at a time, one worker process each (default 1)"
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra train.py overrides for every cell, e.g. threads=1"
     )
     args = parser.parse_args(argv)
@@ -195,12 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     for op in ops:
         if op not in OP_SETTINGS:
             parser.error(f"unknown op {op!r}; valid: {', '.join(OPS)}")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: must be at least 1")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    for op in ops:
-        run_op(op, units, args.replicas, args.seed, args.overrides, args.out)
-        log.info("op %s done after %.0f s in total", op, time.time() - started)
+    run_ops(ops, units, args.replicas, args.seed, args.overrides, args.out, args.jobs)
     figure = plot_success(args.out)
     log.info(
         "table written to %s in %.0f s%s",
