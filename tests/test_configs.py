@@ -89,3 +89,52 @@ def test_unit_auto_keeps_options_and_names_a_missing_op(make_cfg):
     cfg = make_cfg("task=mnist_add", "unit=auto")
     with pytest.raises(ConfigError, match=r"unit.first='auto'"):
         validate(cfg)
+
+
+def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_cfg):
+    from omegaconf import OmegaConf, open_dict
+
+    from nalu_suite.tasks.static_arith import apply_recipe
+
+    shared = make_cfg("task=static_arith", "task.op=mul")
+    recipe = OmegaConf.to_container(shared.task.recipes.sqrt)
+    assert recipe, "the test needs an op with its own recipe"
+    cfg = make_cfg("task=static_arith", "task.op=sqrt")
+    for key, value in recipe.items():
+        assert OmegaConf.select(cfg, key) == value
+        assert OmegaConf.select(shared, key) != value  # mul keeps the shared recipe
+    key, value = next(iter(recipe.items()))
+    mine = 0.123 if not isinstance(value, bool) else not value
+    cfg = make_cfg("task=static_arith", "task.op=sqrt", f"{key}={mine}")
+    assert OmegaConf.select(cfg, key) == mine  # the command line wins
+    other = make_cfg("task=static_arith", "task.op=sqrt", "unit=realnpu")  # a named unit: shared recipe
+    assert all(OmegaConf.select(other, k) == OmegaConf.select(shared, k) for k in recipe)
+    with open_dict(shared):
+        shared.task.recipes.mul = {"optim.lrr": 1.0}
+    with pytest.raises(ConfigError, match=r"task.recipes.mul: 'optim.lrr' is not a config key"):
+        apply_recipe(shared, set())
+
+
+def test_train_cli_applies_the_recipe_and_saves_the_config_it_trained(run_script, tmp_path):
+    import yaml
+
+    result = run_script(
+        "train.py",
+        "task=static_arith",
+        "task.op=sqrt",
+        "trainer.max_steps=2",
+        "task.eval_size=8",
+        "trainer.val_check_interval=1",
+        "task.baseline_draws=1",
+        "callbacks.progress_bar=none",
+        "logger=none",
+        "optim.lr=0.005",
+        f"hydra.run.dir={tmp_path}",
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = yaml.safe_load((tmp_path / ".hydra" / "config.yaml").read_text())
+    recipe = saved["task"]["recipes"]["sqrt"]
+    assert saved["task"]["hidden_size"] == recipe["task.hidden_size"]
+    assert saved["optim"]["lr"] == 0.005  # given on the command line
+    assert "the op's recipe sets task.hidden_size=" in result.stderr + result.stdout

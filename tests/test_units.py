@@ -244,6 +244,21 @@ def test_inalu_sign_retrieval_equals_the_papers_product_of_factors():
     assert torch.equal(sign_retrieval(positive, w.float()), torch.ones(5, 3))  # exactly 1, not 1 +- ulp
 
 
+def test_realnpu_without_gate_and_sign_is_a_plain_power_of_magnitudes():
+    gated = build_unit("realnpu", 2, 1)
+    plain = build_unit("realnpu", 2, 1, gated=False, signed=False)
+    assert "gate" not in dict(plain.named_parameters()) and "gate" in dict(gated.named_parameters())
+    with torch.no_grad():
+        plain.W_real.copy_(torch.tensor([[0.5, -1.0]]))
+    x = torch.tensor([[16.0, 2.0], [-16.0, -2.0], [9.0, 0.5]])
+    assert torch.allclose(plain(x).squeeze(-1), torch.tensor([2.0, 2.0, 6.0]), rtol=1e-5)
+    signed = build_unit("realnpu", 2, 1, gated=False)  # keeps the sign term: sqrt(-16) has real part 0
+    with torch.no_grad():
+        signed.W_real.copy_(torch.tensor([[0.5, 0.0]]))
+    assert signed(x[1:2]).abs().item() < 1e-6 and signed(x[:1]).item() == pytest.approx(4.0, rel=1e-5)
+    plain.project_()  # no gate to clamp
+
+
 def test_inalu_uses_the_published_omega_clip():
     unit = build_unit("inalu", 2, 1)
     set_ideal(unit, [[1.0, 1.0]], gate=-GATE)

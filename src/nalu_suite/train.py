@@ -250,12 +250,30 @@ def record_divergence(cfg: DictConfig, err: Exception) -> None:
     (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
+def _apply_recipe(cfg: DictConfig) -> None:
+    """``unit=auto`` on the static task: the op's own settings (``task.recipes``), where the command line
+    did not set them; the run's ``.hydra/config.yaml`` is rewritten to the config that is trained."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from nalu_suite.config import override_keys
+    from nalu_suite.tasks.static_arith import apply_recipe
+
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    applied = apply_recipe(cfg, override_keys(list(hydra.overrides.task) if hydra else []))
+    if applied:
+        log.info("unit=auto, task.op=%s: the op's recipe sets %s", cfg.task.op, " ".join(applied))
+        if hydra and hydra.output_subdir:
+            OmegaConf.save(cfg, Path(hydra.runtime.output_dir) / hydra.output_subdir / "config.yaml")
+
+
 def run(cfg: DictConfig) -> float | None:
     """Hydra entry: train and return the sweep objective. Config mistakes end with a one-line error
     (exit 2); a diverging run ends with one (exit 3), or inside a sweep records the failure and goes on."""
     from nalu_suite.divergence import DivergenceError
 
     try:
+        _apply_recipe(cfg)
         results = train(cfg)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)

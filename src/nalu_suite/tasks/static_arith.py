@@ -64,6 +64,30 @@ def best_unit(task: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
     return unit
 
 
+def apply_recipe(cfg, explicit: set[str]) -> list[str]:
+    """``unit=auto``: set the op's own settings, ``task.recipes[op]`` (dotted keys of the whole config,
+    e.g. ``optim.lr``), on ``cfg`` in place, except where a key in ``explicit`` (set on the command line)
+    is the same key, or a part or a parent of it: those win. Returns the applied ``key=value`` items.
+    Other units and tasks are left as they are. ``config.compose`` and ``train.py`` call this."""
+    from omegaconf import OmegaConf, open_dict
+
+    task = cfg.get("task") or {}
+    if task.get("name") != "static_arith" or (cfg.get("unit") or {}).get("name") != "auto":
+        return []
+    recipe = (task.get("recipes") or {}).get(task.get("op")) or {}
+    applied = []
+    missing = object()
+    for key, value in recipe.items():
+        if OmegaConf.select(cfg, key, default=missing) is missing:
+            raise ConfigError(f"task.recipes.{task.op}: {key!r} is not a config key")
+        if any(e == key or e.startswith(key + ".") or key.startswith(e + ".") for e in explicit):
+            continue
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, value, merge=False)
+        applied.append(f"{key}={OmegaConf.select(cfg, key)}")
+    return applied
+
+
 class TwoLayerModel(ArithmeticModel):
     """``second(first(x))``: the two stacked arithmetic layers of the simple-function tasks."""
 

@@ -17,6 +17,14 @@ Clamps / epsilons:
   addition, see ``_numerics.MAX_EXPONENT``); the cosine needs no clamp.
 
 Initialisation (paper): ``W_r`` Glorot-uniform, ``W_i = 0``, ``g = 0.5``.
+``gated=False`` (project option) drops the gate: ``g_hat = 1`` for every input, so ``r = |x| + eps`` and
+``y = prod_i |x_i| ** W_ij`` (times the sign's cosine). Without it, ``1 - g_hat`` adds an offset to
+``|x|`` that lets ``(g |h| + 1 - g) ** w`` fit ``sqrt`` over a narrow range at a wrong scale of ``h``.
+
+``signed=False`` (project option) drops the sign term (``k = 0``): ``y = prod_i r_i ** W_ij`` of the
+magnitudes only. With it, a negative input to an exponent of 1/2 gives ``cos(pi / 2) = 0``, so a first
+layer that starts out negative cannot reach ``sqrt`` of a positive sum by the mirror-image path.
+
 ``regularizer()`` is the L1 penalty of the paper, normalised as a mean: ``mean(|W_r| ++ |W_i|)`` over all
 entries of both matrices (the paper's beta schedule is the trainer's job; the mean rather than the sum
 keeps its scale independent of the layer size). ``sparsity_error()`` covers ``W_r`` and ``W_i``.
@@ -42,24 +50,36 @@ class _NPUBase(ArithmeticUnit):
     has_imaginary = True
 
     def __init__(
-        self, in_features: int, out_features: int, eps: float = NPU_EPS, max_exponent: float = MAX_EXPONENT
+        self,
+        in_features: int,
+        out_features: int,
+        eps: float = NPU_EPS,
+        max_exponent: float = MAX_EXPONENT,
+        gated: bool = True,
+        signed: bool = True,
     ) -> None:
         super().__init__(in_features, out_features)
         self.eps = eps
         self.max_exponent = max_exponent
+        self.gated = bool(gated)
+        self.signed = bool(signed)
         self.W_real = nn.Parameter(torch.empty(out_features, in_features))
         if self.has_imaginary:
             self.W_imag = nn.Parameter(torch.empty(out_features, in_features))
         else:
             self.register_parameter("W_imag", None)
-        self.gate = nn.Parameter(torch.empty(in_features))
+        if self.gated:
+            self.gate = nn.Parameter(torch.empty(in_features))
+        else:
+            self.register_parameter("gate", None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.W_real)
         if self.W_imag is not None:
             nn.init.zeros_(self.W_imag)
-        nn.init.constant_(self.gate, 0.5)
+        if self.gate is not None:
+            nn.init.constant_(self.gate, 0.5)
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         if self.W_imag is None:
@@ -71,16 +91,22 @@ class _NPUBase(ArithmeticUnit):
 
     @torch.no_grad()
     def project_(self) -> None:
-        clamp_(self.gate, 0.0, 1.0)
+        if self.gate is not None:
+            clamp_(self.gate, 0.0, 1.0)
 
     def _log_r_and_k(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.gate is None:
+            return torch.log(x.abs() + self.eps), math.pi * (x < 0).to(x.dtype) * float(self.signed)
         g = torch.clamp(self.gate, 0.0, 1.0)
         r = g * (x.abs() + self.eps) + (1 - g)
-        k = math.pi * g * (x < 0).to(x.dtype)
+        k = math.pi * g * (x < 0).to(x.dtype) * float(self.signed)
         return torch.log(r), k
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, eps={self.eps}, max_exponent={self.max_exponent}"
+        return (
+            f"{super().extra_repr()}, eps={self.eps}, max_exponent={self.max_exponent}, "
+            f"gated={self.gated}, signed={self.signed}"
+        )
 
 
 class NPU(_NPUBase):
