@@ -326,6 +326,14 @@ def test_the_table_runner_with_two_jobs_writes_the_same_cells_as_one_process(tmp
         for mine, theirs in zip(two, one, strict=True):
             assert_same_metrics(mine, theirs)
     assert (tmp_path / "two" / "success.png").is_file()
+    table = (tmp_path / "two" / "table.md").read_text().splitlines()
+    assert "| unit | add | mul |" in table
+    for unit in ("nau", "nmu"):
+        row = next(line for line in table if line.startswith(f"| `{unit}` |"))
+        for op, cell in zip(("add", "mul"), row.strip("|").split("|")[1:], strict=True):
+            r = json.loads((tmp_path / "two" / f"op={op},unit={unit}" / "results.json").read_text())
+            rate, low = r["test/extrap/success_rate"], r["test/extrap/success_rate_ci_low"]
+            assert cell.strip().startswith(f"{100 * rate:.0f}% [{100 * low:.0f}, "), (unit, op, cell)
 
 
 def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(tmp_path, run_script):

@@ -6,14 +6,16 @@
     python scripts/report.py logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
 
 Each cell is what ``python train.py task=static_arith task.op=OP unit=UNIT replicas=R OVERRIDES`` would
-train (the same configs, seeds, data and results): the task's defaults, with ``OP_SETTINGS[op]`` (empty
-now) as further overrides. The cells of one op differ only in the unit, so they read the **same**
-training batches and evaluation sets: the batches are drawn once per op and every unit's replicas step
-on them in lockstep, which saves most of the data generation (the dominant cost of these tiny models).
-Every cell gets its own directory with ``results.json`` and ``.hydra/overrides.yaml``, so
-``scripts/report.py`` reads the table like a Hydra multirun. A figure of the success rates
-(``success.png``) is written next to them. ``--jobs N`` trains N ops at a time in worker processes (one
-op per process, each op's cells as above; give ``threads=1`` so the processes do not share cores).
+train (the same configs, seeds, data and results): the task's shared recipe (the per-op recipes of
+``task.recipes`` belong to ``unit=auto``), with ``OP_SETTINGS[op]`` (empty now) as further overrides.
+The cells of one op differ only in the unit, so they read the **same** training batches and evaluation
+sets: the batches are drawn once per op and every unit's replicas step on them in lockstep, which saves
+most of the data generation (the dominant cost of these tiny models). Every cell gets its own
+directory with ``results.json`` and ``.hydra/overrides.yaml``, so ``scripts/report.py`` reads the
+table like a Hydra multirun. A figure of the success rates (``success.png``) and a markdown table of
+them (``table.md``, units x ops) are written next to them. ``--jobs N`` trains N ops at a time in
+worker processes (one op per process, each op's cells as above; give ``threads=1`` so the processes
+do not share cores).
 """
 
 from __future__ import annotations
@@ -189,10 +191,7 @@ def plot_success(out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = {}
-    for path in sorted(out.glob("op=*,unit=*/results.json")):
-        op, unit = (part.split("=", 1)[1] for part in path.parent.name.split(","))
-        cells[(op, unit)] = json.loads(path.read_text())
+    cells = _read_cells(out)
     if not cells:
         return None
     ops = [op for op in OPS if any(k[0] == op for k in cells)]
@@ -218,6 +217,49 @@ def plot_success(out: Path) -> Path | None:
     path = out / "success.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def _read_cells(out: Path) -> dict[tuple[str, str], dict]:
+    cells = {}
+    for path in sorted(out.glob("op=*,unit=*/results.json")):
+        op, unit = (part.split("=", 1)[1] for part in path.parent.name.split(","))
+        cells[(op, unit)] = json.loads(path.read_text())
+    return cells
+
+
+def write_summary(out: Path) -> Path | None:
+    """``table.md``: per unit (rows) and op (columns) the extrapolation success rate with its Wilson 95%
+    interval and the median ``solved_at``, from the cells' ``results.json``."""
+    cells = _read_cells(out)
+    if not cells:
+        return None
+    ops = [op for op in OPS if any(k[0] == op for k in cells)]
+    units = [u for u in UNITS if any(k[1] == u for k in cells)]
+    units += sorted({k[1] for k in cells} - set(units))
+    lines = [
+        "| unit | " + " | ".join(ops) + " |",
+        "|---|" + "---|" * len(ops),
+    ]
+    for unit in units:
+        row = []
+        for op in ops:
+            r = cells.get((op, unit))
+            if r is None or "test/extrap/success_rate" not in r:
+                row.append("–")
+                continue
+            rate, low, high = (100 * r[f"test/extrap/success_rate{s}"] for s in ("", "_ci_low", "_ci_high"))
+            solved = r.get("solved_at_median")
+            at = f", {solved:,.0f}" if solved is not None and math.isfinite(solved) else ""
+            row.append(f"{rate:.0f}% [{low:.0f}, {high:.0f}]{at}")
+        lines.append(f"| `{unit}` | " + " | ".join(row) + " |")
+    replicas = {int(r.get("replicas_count", 0)) for r in cells.values()}
+    note = (
+        f"Extrapolation success over {', '.join(map(str, sorted(replicas)))} seeds per cell "
+        "[Wilson 95% interval], then the median `solved_at` of the solved seeds."
+    )
+    path = out / "table.md"
+    path.write_text(note + "\n\n" + "\n".join(lines) + "\n")
     return path
 
 
@@ -251,11 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     run_ops(ops, units, args.replicas, args.seed, args.overrides, args.out, args.jobs)
     figure = plot_success(args.out)
+    summary = write_summary(args.out)
     log.info(
-        "table written to %s in %.0f s%s",
+        "table written to %s in %.0f s%s%s",
         args.out,
         time.time() - started,
         f"; figure {figure}" if figure else "",
+        f"; markdown {summary}" if summary else "",
     )
 
 
