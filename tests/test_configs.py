@@ -107,6 +107,8 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
     mine = 0.123 if not isinstance(value, bool) else not value
     cfg = make_cfg("task=static_arith", "task.op=sqrt", f"{key}={mine}")
     assert OmegaConf.select(cfg, key) == mine  # the command line wins
+    fast = make_cfg("task=static_arith", "task.op=sqrt", "debug=fast")  # a preset beats the recipe too
+    assert fast.trainer.max_steps == 20 and fast.task.hidden_size == recipe["task.hidden_size"]
     other = make_cfg("task=static_arith", "task.op=sqrt", "unit=realnpu")  # a named unit: shared recipe
     assert all(OmegaConf.select(other, k) == OmegaConf.select(shared, k) for k in recipe)
     with open_dict(shared):

@@ -251,16 +251,18 @@ def record_divergence(cfg: DictConfig, err: Exception) -> None:
 
 
 def _apply_recipe(cfg: DictConfig) -> None:
-    """``unit=auto`` on the static task: the op's own settings (``task.recipes``), where the command line
-    did not set them; the run's ``.hydra/config.yaml`` is rewritten to the config that is trained."""
+    """``unit=auto`` on the static task: the op's own settings (``task.recipes``), where neither the
+    command line nor a preset (``debug=fast``, ``local``) set them; the run's ``.hydra/config.yaml`` is
+    rewritten to the config that is trained."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from nalu_suite.config import override_keys
+    from nalu_suite.config import protected_keys
     from nalu_suite.tasks.static_arith import apply_recipe
 
     hydra = HydraConfig.get() if HydraConfig.initialized() else None
-    applied = apply_recipe(cfg, override_keys(list(hydra.overrides.task) if hydra else []))
+    overrides, choices = (list(hydra.overrides.task), dict(hydra.runtime.choices)) if hydra else ([], {})
+    applied = apply_recipe(cfg, protected_keys(overrides, choices))
     if applied:
         log.info("unit=auto, task.op=%s: the op's recipe sets %s", cfg.task.op, " ".join(applied))
         if hydra and hydra.output_subdir:
