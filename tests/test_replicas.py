@@ -117,15 +117,20 @@ def test_results_json_holds_rows_and_madsen_summaries_and_report_pools_them(runs
     assert f"({int(k)}/8)" in table  # each replica counted like a seed
 
 
-@pytest.mark.parametrize("task", ["static_arith", "recurrent_arith"])  # draws into its slot / is copied
-def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg, task):
-    overrides = [f"task={task}", "task.eval_size=10", "batch_size=4"]
+@pytest.mark.parametrize(
+    ("task", "mode"),  # a sampler that draws into its slot / one that is copied; each way of prefetching
+    [("static_arith", "process"), ("static_arith", "thread"), ("static_arith", "none")]
+    + [("recurrent_arith", "process")],
+)
+def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg, task, mode):
+    overrides = [f"task={task}", "task.eval_size=10", "batch_size=4", f"replica_data={mode}"]
     if task == "recurrent_arith":
         overrides += ["unit=lstm", "task.extrap_eval_size=2", "task.baseline_draws=1"]
     cfg = configure(make_cfg, *overrides, replicas=3)
     run = ReplicaRun(cfg, replica_settings(cfg))
     plain = [iter(stream) for stream in run.batches.streams]
     assert [stream.seed for stream in run.batches.streams] == [0, 1, 2]
+    assert run.batches.prefetch == mode
     checked = 0
     # through chunk 2 and 3, which reuse the buffers of chunks 0 and 1; a batch is compared while valid
     for i, (x, y) in zip(range(305), run.batches, strict=False):
@@ -243,6 +248,7 @@ def test_the_regulariser_ramp_is_the_lightning_systems(make_cfg):
         ("+trainer.precision=16", "precision"),
         ("+trainer.gradient_clip_algorithm=max", "gradient_clip_algorithm"),
         ("ckpt_path=/tmp/some.ckpt", "ckpt_path"),
+        ("replica_data=fork", "replica_data='fork'; valid choices: auto, process, thread, none"),
     ],
 )
 def test_bad_replica_settings_are_config_errors_naming_the_key(make_cfg, override, message):
@@ -283,6 +289,52 @@ def test_a_sampler_without_out_is_stacked_a_whole_chunk_at_a_time():
     for _, (x, index) in zip(range(12), stacked, strict=False):  # chunk 2 reuses chunk 0's buffer
         for k, (x_k, index_k) in enumerate(next(p) for p in plain):
             assert torch.equal(x[k], x_k) and torch.equal(index[k], index_k)
+
+
+def _failing_stream(seed: int, bad_chunk: int):
+    """A splittable stream whose sampler raises once it reaches chunk ``bad_chunk``."""
+    from nalu_suite.data import BatchStream
+
+    def draw(g, n, out=None):
+        if g.initial_seed() == stream.generator(bad_chunk).initial_seed():
+            raise ValueError(f"bad chunk {bad_chunk} of seed {seed}")
+        x = torch.empty(n, 2) if out is None else out[0]
+        return (x.uniform_(generator=g),)
+
+    stream = BatchStream(draw, 2, seed, chunk=10)
+    return stream
+
+
+def test_an_error_in_the_data_process_reaches_the_trainer_with_its_traceback():
+    stacked = StackedBatches([_failing_stream(0, 1), _failing_stream(1, 5)], prefetch="process", block=5)
+    batches = iter(stacked)
+    for _ in range(10):  # chunk 0 (blocks 0 and 1) is fine
+        next(batches)
+    with pytest.raises(RuntimeError, match="(?s)data process failed.*ValueError: bad chunk 1 of seed 0"):
+        next(batches)
+
+
+def test_closing_the_batches_ends_the_data_process_and_a_killed_one_is_reported():
+    import multiprocessing
+    import os
+    import signal
+
+    streams = [_failing_stream(seed, 99) for seed in (0, 1)]
+    before = set(multiprocessing.active_children())
+    batches = iter(StackedBatches(streams, prefetch="process", block=5))
+    (worker,) = set(multiprocessing.active_children()) - before
+    next(batches)
+    batches.close()
+    assert not worker.is_alive() and worker.exitcode == 0
+
+    batches = iter(StackedBatches(streams, prefetch="process", block=5))
+    (worker,) = set(multiprocessing.active_children()) - before
+    for _ in range(5):
+        next(batches)
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="data process stopped unexpectedly.*replica_data=thread"):
+        for _ in range(20):
+            next(batches)
 
 
 def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path):

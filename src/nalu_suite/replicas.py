@@ -45,7 +45,7 @@ import torch
 from omegaconf import DictConfig
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.replica_data import StackedBatches
+from nalu_suite.replica_data import PREFETCH_MODES, StackedBatches, default_prefetch
 from nalu_suite.replica_model import StackedModel
 from nalu_suite.replica_results import as_logged, summarize
 
@@ -68,6 +68,7 @@ class ReplicaSettings:
     clip_algorithm: str
     device: str
     progress_bar: bool
+    prefetch: str = "thread"
 
     @property
     def seeds(self) -> list[int]:
@@ -109,6 +110,10 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
     if want_gpu and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator!r} but no CUDA device is available")
     bar = (cfg.get("callbacks") or {}).get("progress_bar", "tqdm")
+    device = "cuda" if want_gpu else "cpu"
+    prefetch = str(cfg.get("replica_data") or "auto")
+    if prefetch not in ("auto", *PREFETCH_MODES):
+        raise ConfigError(f"replica_data={prefetch!r}; valid choices: auto, {', '.join(PREFETCH_MODES)}")
     return ReplicaSettings(
         replicas=replicas,
         seed=int(cfg.seed),
@@ -117,8 +122,9 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
         val_check_interval=val_every,
         clip_value=float(clip) if clip not in (None, 0) else None,
         clip_algorithm=algorithm,
-        device="cuda" if want_gpu else "cpu",
+        device=device,
         progress_bar=bar not in (None, "none", False),
+        prefetch=default_prefetch(device) if prefetch == "auto" else prefetch,
     )
 
 
@@ -198,7 +204,7 @@ class ReplicaRun:
             self.optimizer, self.scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
         else:
             self.optimizer, self.scheduler = built, None
-        self.batches = StackedBatches(streams, prefetch=True, device=self.device)
+        self.batches = StackedBatches(streams, prefetch=s.prefetch, device=self.device)
         self._loss_plain = self.model.vmap(self._replica_loss, n_batched_args=2)
         self._loss_reg = self.model.vmap(self._replica_loss_with_reg, n_batched_args=2)
         self._predict = self.model.vmap(self._replica_predict, n_batched_args=2)
@@ -377,8 +383,8 @@ class ReplicaRun:
 
     def fit(self) -> None:
         s = self.settings
+        batches = iter(self.batches)  # starts the data worker (a forked process) before the bar's thread
         bar = _progress(s)
-        batches = iter(self.batches)
         try:
             while self.step < s.max_steps and bool(self.alive.any()):
                 self.train_step(next(batches))
