@@ -270,9 +270,11 @@ def main() -> None:
     replica_counts = [int(r) for r in args.replicas.split(",") if r.strip()]
     if any(r < 1 for r in replica_counts):
         parser.error("--replicas values must be >= 1")
+    from nalu_suite.replica_data import PREFETCH_MODES
+
     modes = [m.strip() for m in args.replica_data.split(",") if m.strip()]
-    if not modes or any(m not in ("process", "thread", "none") for m in modes):
-        parser.error(f"--replica-data {args.replica_data!r}: valid modes are process, thread, none")
+    if not modes or any(m not in PREFETCH_MODES for m in modes):
+        parser.error(f"--replica-data {args.replica_data!r}: valid modes are {', '.join(PREFETCH_MODES)}")
 
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     load_before = load()

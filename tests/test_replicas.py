@@ -248,7 +248,7 @@ def test_the_regulariser_ramp_is_the_lightning_systems(make_cfg):
         ("+trainer.precision=16", "precision"),
         ("+trainer.gradient_clip_algorithm=max", "gradient_clip_algorithm"),
         ("ckpt_path=/tmp/some.ckpt", "ckpt_path"),
-        ("replica_data=fork", "replica_data='fork'; valid choices: auto, process, thread, none"),
+        ("replica_data=fork", "replica_data='fork' is not valid; choose one of: auto, process, thread, none"),
     ],
 )
 def test_bad_replica_settings_are_config_errors_naming_the_key(make_cfg, override, message):

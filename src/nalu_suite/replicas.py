@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from nalu_suite.errors import ConfigError
+from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.replica_data import PREFETCH_MODES, StackedBatches, default_prefetch
 from nalu_suite.replica_model import StackedModel
 from nalu_suite.replica_results import as_logged, summarize
@@ -68,7 +68,7 @@ class ReplicaSettings:
     clip_algorithm: str
     device: str
     progress_bar: bool
-    prefetch: str = "thread"
+    prefetch: str  # replica_data, resolved: process | thread | none
 
     @property
     def seeds(self) -> list[int]:
@@ -112,8 +112,7 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
     bar = (cfg.get("callbacks") or {}).get("progress_bar", "tqdm")
     device = "cuda" if want_gpu else "cpu"
     prefetch = str(cfg.get("replica_data") or "auto")
-    if prefetch not in ("auto", *PREFETCH_MODES):
-        raise ConfigError(f"replica_data={prefetch!r}; valid choices: auto, {', '.join(PREFETCH_MODES)}")
+    check_choice("replica_data", prefetch, ("auto", *PREFETCH_MODES))
     return ReplicaSettings(
         replicas=replicas,
         seed=int(cfg.seed),
