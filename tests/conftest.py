@@ -13,6 +13,13 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """The compiled uniform kernel (``fast_uniform``) is cached in a test directory, not the user's
+    ``~/.cache``; training subprocesses inherit the setting."""
+    os.environ["NALU_SUITE_CACHE"] = str(tmp_path_factory.mktemp("nalu_suite_cache"))
+
+
 @pytest.fixture(scope="session")
 def cfg_in():
     """``cfg_in(out_dir, *overrides)``: the config ``python train.py OVERRIDES`` runs, writing to out_dir.

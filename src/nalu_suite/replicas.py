@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from nalu_suite import fast_uniform
 from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.replica_data import PREFETCH_MODES, StackedBatches, default_prefetch
 from nalu_suite.replica_model import StackedModel
@@ -382,6 +383,10 @@ class ReplicaRun:
 
     def fit(self) -> None:
         s = self.settings
+        # loads (or compiles) the uniform kernel here, so the forked data worker inherits it
+        log.info(
+            "replica data drawn by: %s; uniform draws: %s", self.batches.prefetch, fast_uniform.backend()
+        )
         batches = iter(self.batches)  # starts the data worker (a forked process) before the bar's thread
         bar = _progress(s)
         try:
