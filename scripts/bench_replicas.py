@@ -105,12 +105,14 @@ class Parts:
     data_ms: float  # drawing the step's batches of every replica (one block at a time, no overlap)
     model_ms: float  # forward, backward, optimiser and projection on a fixed batch, no regulariser
     model_reg_ms: float  # the same with the regulariser on
+    data_torch_ms: float  # drawing as data_ms, with torch's uniform_ kernel instead of fast_uniform's
 
 
 def time_parts(replicas: int, base: list[str], steps: int = 500) -> Parts:
     """Time the data and the model halves of a ``replicas``-replica step separately (one thread)."""
     import torch
 
+    from nalu_suite import fast_uniform
     from nalu_suite.config import compose
     from nalu_suite.replicas import ReplicaRun, replica_settings
 
@@ -119,13 +121,20 @@ def time_parts(replicas: int, base: list[str], steps: int = 500) -> Parts:
         cfg = compose([*base, f"replicas={replicas}", "replica_data=none", f"hydra.run.dir={tmp}"])
         run = ReplicaRun(cfg, replica_settings(cfg))
         stacked = run.batches
-        buffer, generators = stacked._new_buffer(), []
+        buffer = stacked._new_buffer()
         blocks = max(2, steps // (10 * stacked.block))
-        stacked.draw_block(0, buffer, generators)
-        started = time.perf_counter()
-        for j in range(1, blocks + 1):
-            stacked.draw_block(j, buffer, generators)
-        data_ms = (time.perf_counter() - started) / (blocks * stacked.block) * 1e3
+
+        def data_ms() -> float:
+            generators: list = []
+            stacked.draw_block(0, buffer, generators)
+            started = time.perf_counter()
+            for j in range(1, blocks + 1):
+                stacked.draw_block(j, buffer, generators)
+            return (time.perf_counter() - started) / (blocks * stacked.block) * 1e3
+
+        drawn_ms = data_ms()
+        with fast_uniform.torch_kernel():
+            drawn_by_torch_ms = data_ms()
         batch = tuple(t[:, 0].clone() for t in buffer)
 
         def model_ms(first_step: int) -> float:
@@ -140,7 +149,7 @@ def time_parts(replicas: int, base: list[str], steps: int = 500) -> Parts:
         reg_on = max(int(run.reg["start"]), int(run.reg["end"])) if float(run.reg["weight"]) else None
         plain_ms = model_ms(0)
         reg_ms = model_ms(reg_on) if reg_on is not None else math.nan
-    return Parts(replicas, data_ms, plain_ms, reg_ms)
+    return Parts(replicas, drawn_ms, plain_ms, reg_ms, drawn_by_torch_ms)
 
 
 def machine() -> str:
@@ -158,6 +167,12 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {platform.system()} {platform.release()}"
     )
+
+
+def uniform_backend() -> str:
+    from nalu_suite import fast_uniform
+
+    return fast_uniform.backend()
 
 
 def load() -> str:
@@ -183,6 +198,7 @@ def markdown(
         f"Measured {started} with `{command.strip()}`.",
         "",
         f"- Machine: {machine()}.",
+        f"- Uniform draws (`nalu_suite.fast_uniform`): {uniform_backend()}.",
         f"- Load average (1/5/15 min) before: {load_before}; after: {load_after}. The machine is shared, so",
         "  wall-clock rates vary from run to run; the per-CPU-second rates are steadier.",
         f"- Workload: `python train.py task=static_arith task.op={args.op} unit={args.unit} "
@@ -220,7 +236,14 @@ def markdown(
             "|---|---:|---:|---:|",
         ]
         for name, ms in [
-            ("drawing the batches of every replica", parts.data_ms),
+            (
+                "drawing the batches of every replica (uniforms by `fast_uniform`'s compiled kernel)",
+                parts.data_ms,
+            ),
+            (
+                "the same with torch's `uniform_` kernel (the same values; before 2026-12-06)",
+                parts.data_torch_ms,
+            ),
             ("model step on a fixed batch (forward, backward, optimiser, projection)", parts.model_ms),
             ("the same with the regulariser on", parts.model_reg_ms),
             ("the larger of data and model (no regulariser)", bound),

@@ -126,3 +126,16 @@ def test_tensors_the_kernel_does_not_take_are_drawn_by_torch(make):
 def test_an_empty_range_is_refused_as_torch_refuses_it():
     with pytest.raises(RuntimeError, match="from=2.* to=1"):
         fast_uniform.uniform_(torch.empty(10), 2.0, 1.0, torch.Generator().manual_seed(0))
+
+
+def test_torch_kernel_block_draws_with_torch_then_restores_the_kernel(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fast_uniform, "_fill_from_state", lambda *args: calls.append(args))
+    monkeypatch.setattr(fast_uniform, "_load", lambda: ("kernel", 1))
+    g = torch.Generator().manual_seed(4)
+    with fast_uniform.torch_kernel():
+        x = fast_uniform.uniform_(torch.empty(100), 0.0, 1.0, g)
+    assert not calls
+    assert torch.equal(x, torch.empty(100).uniform_(0.0, 1.0, generator=torch.Generator().manual_seed(4)))
+    fast_uniform.uniform_(torch.empty(100), 0.0, 1.0, g)
+    assert len(calls) == 1

@@ -17,6 +17,7 @@ generator or the layout of its state), or there is no compiler, or ``NALU_SUITE_
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
@@ -42,6 +43,7 @@ _FLOAT_MAX = float(torch.finfo(torch.float32).max)
 _lock = threading.Lock()
 _kernel = None  # (fill_uniform, fused) once loaded and checked
 _reason = "not loaded yet"
+_torch_only = False  # set inside torch_kernel()
 
 
 def uniform_(x: torch.Tensor, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -60,7 +62,7 @@ def uniform_(x: torch.Tensor, low: float, high: float, generator: torch.Generato
         and low <= high
         and high - low <= _FLOAT_MAX
     )
-    if not usable or x.numel() == 0 or _load() is None:
+    if not usable or x.numel() == 0 or _torch_only or _load() is None:
         return x.uniform_(low, high, generator=generator)
     fill, fused = _kernel
     _fill_from_state(fill, fused, x, low, high, generator)
@@ -70,6 +72,17 @@ def uniform_(x: torch.Tensor, low: float, high: float, generator: torch.Generato
 def backend() -> str:
     """Which kernel ``uniform_`` uses: ``"compiled"``, or ``"torch (<why>)"``."""
     return "compiled" if _load() is not None else f"torch ({_reason})"
+
+
+@contextlib.contextmanager
+def torch_kernel():
+    """Within this block ``uniform_`` uses torch's kernel (to time the two side by side)."""
+    global _torch_only
+    previous, _torch_only = _torch_only, True
+    try:
+        yield
+    finally:
+        _torch_only = previous
 
 
 def _fill_from_state(fill, fused: int, x: torch.Tensor, low: float, high: float, g: torch.Generator) -> None:
