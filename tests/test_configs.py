@@ -96,13 +96,14 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
 
     from nalu_suite.tasks.static_arith import apply_recipe
 
-    shared = make_cfg("task=static_arith", "task.op=mul")
+    shared = make_cfg("task=static_arith", "task.op=add")
+    assert "add" not in shared.task.recipes, "the test needs an op without its own recipe"
     recipe = OmegaConf.to_container(shared.task.recipes.sqrt)
     assert recipe, "the test needs an op with its own recipe"
     cfg = make_cfg("task=static_arith", "task.op=sqrt")
     for key, value in recipe.items():
         assert OmegaConf.select(cfg, key) == value
-        assert OmegaConf.select(shared, key) != value  # mul keeps the shared recipe
+        assert OmegaConf.select(shared, key) != value  # add keeps the shared recipe
     key, value = next(iter(recipe.items()))
     mine = 0.123 if not isinstance(value, bool) else not value
     cfg = make_cfg("task=static_arith", "task.op=sqrt", f"{key}={mine}")
@@ -112,8 +113,8 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
     other = make_cfg("task=static_arith", "task.op=sqrt", "unit=realnpu")  # a named unit: shared recipe
     assert all(OmegaConf.select(other, k) == OmegaConf.select(shared, k) for k in recipe)
     with open_dict(shared):
-        shared.task.recipes.mul = {"optim.lrr": 1.0}
-    with pytest.raises(ConfigError, match=r"task.recipes.mul: 'optim.lrr' is not a config key"):
+        shared.task.recipes.add = {"optim.lrr": 1.0}
+    with pytest.raises(ConfigError, match=r"task.recipes.add: 'optim.lrr' is not a config key"):
         apply_recipe(shared, set())
 
 
