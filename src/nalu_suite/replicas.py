@@ -383,7 +383,8 @@ class ReplicaRun:
 
     def fit(self) -> None:
         s = self.settings
-        # loads (or compiles) the uniform kernel here, so the forked data worker inherits it
+        # the uniform kernel is loaded already (the evaluation sets were drawn with it), so the forked
+        # data worker inherits it
         log.info(
             "replica data drawn by: %s; uniform draws: %s", self.batches.prefetch, fast_uniform.backend()
         )
