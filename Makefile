@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export WANDB_MODE ?= offline
 
-.PHONY: help install train test test-full lint format clean
+.PHONY: help install train test test-full lint format wheel-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,10 +13,10 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,sweep]"
+	$(BIN)/pip install --quiet -e ".[dev,sweep,tensorboard]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev and sweep extras
+install: $(STAMP)  ## create .venv and install the project with its dev, sweep and tensorboard extras
 
 train: install  ## set up, then train the headline task (number words -> numbers)
 	$(BIN)/python train.py task=num2words
@@ -32,5 +32,8 @@ format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts train.py
 	$(BIN)/ruff format src tests scripts train.py
 
-clean:  ## remove run outputs and caches (keeps .venv)
-	rm -rf logs multirun outputs .pytest_cache .ruff_cache
+wheel-check: install  ## build sdist and wheel, install the wheel in a temp venv, run the console scripts
+	PYTHON=$(BIN)/python bash scripts/check_wheel.sh
+
+clean:  ## remove run outputs, caches and build artefacts (keeps .venv)
+	rm -rf logs multirun outputs .pytest_cache .ruff_cache dist build
