@@ -1,8 +1,6 @@
-"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [task.extrap_length=2000 ...]`` (see README.md)."""
+"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [task.extrap_length=2000 ...]`` (= ``nalu-eval``)."""
 
-import sys
-
-from nalu_suite.evaluate import main
+from nalu_suite.cli.eval import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,8 +1,6 @@
-"""Train a model: ``python train.py task=num2words unit=nalu`` (see README.md and conf/train.yaml)."""
+"""Train a model: ``python train.py task=num2words`` (the same as ``nalu-train``; docs/usage.md)."""
 
-from pathlib import Path
-
-from nalu_suite.train import main
+from nalu_suite.cli.train import main
 
 if __name__ == "__main__":
-    main(Path(__file__).parent / "conf")
+    main()

@@ -293,7 +293,7 @@ def main() -> None:
     replica_counts = [int(r) for r in args.replicas.split(",") if r.strip()]
     if any(r < 1 for r in replica_counts):
         parser.error("--replicas values must be >= 1")
-    from nalu_suite.replica_data import PREFETCH_MODES
+    from nalu_suite.replicas.data import PREFETCH_MODES
 
     modes = [m.strip() for m in args.replica_data.split(",") if m.strip()]
     if not modes or any(m not in PREFETCH_MODES for m in modes):
@@ -306,7 +306,7 @@ def main() -> None:
         f"task.op={args.op}",
         f"unit={args.unit}",
         "logger=none",
-        "callbacks.progress_bar=none",
+        "callbacks.progress_bar=null",
         *args.extra,
     ]
     with tempfile.TemporaryDirectory(prefix="bench_replicas_") as tmp:

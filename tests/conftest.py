@@ -41,7 +41,7 @@ def cfg_in():
 def make_cfg(tmp_path, cfg_in):
     """``make_cfg(*overrides)``: a quiet config (no progress bar, no logger) writing to tmp_path/run."""
     return lambda *overrides: cfg_in(
-        tmp_path / "run", "callbacks.progress_bar=none", "logger=none", *overrides
+        tmp_path / "run", "callbacks.progress_bar=null", "logger=none", *overrides
     )
 
 

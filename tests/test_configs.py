@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.train import validate
+from nalu_suite.runtime import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
@@ -75,26 +75,35 @@ def test_unknown_task_lists_the_available_tasks(run_script, tmp_path):
 )
 def test_static_arith_defaults_to_the_best_unit_of_its_op(make_cfg, op, first, second):
     cfg = make_cfg("task=static_arith", f"task.op={op}")
-    assert cfg.unit.name == "auto"
+    assert cfg.unit.auto is True
     model = validate(cfg).build_model()
     assert (type(model.first).__name__, type(model.second).__name__) == (first, second)
 
 
-def test_unit_auto_keeps_options_and_names_a_missing_op(make_cfg):
-    cfg = make_cfg("task=static_arith", "task.op=mul", "+unit.second_options.noise=[1,5]")
-    assert validate(cfg).build_model().second.noise == (1.0, 5.0)
+def test_unit_auto_names_a_missing_op_and_a_task_without_its_own_units(make_cfg):
     cfg = make_cfg("task=static_arith", "task.op=mul", "~task.best_units.mul")
-    with pytest.raises(ConfigError, match=r"task.best_units names no unit for task.op='mul'"):
+    with pytest.raises(ConfigError, match=r"^task.op='mul' is not valid; choose one of: add, sub, div, square, sqrt$"):
         validate(cfg)
     cfg = make_cfg("task=mnist_add", "unit=auto")
-    with pytest.raises(ConfigError, match=r"unit.first='auto'"):
+    with pytest.raises(ConfigError, match=r"^unit=auto: task 'mnist_add' picks no unit itself"):
         validate(cfg)
+
+
+def test_unit_auto_is_resolved_in_the_config_to_the_ops_pair(make_cfg):
+    from nalu_suite.runtime import to_plain
+
+    for op, pair in (("add", ("nau", "nau")), ("mul", ("nau", "nmu")), ("sqrt", ("nau", "realnpu"))):
+        unit = to_plain(make_cfg("task=static_arith", f"task.op={op}").unit)
+        assert (unit["first"], unit["second"]) == pair and unit["auto"] is True
+    power = to_plain(make_cfg("task=static_arith", "task.op=sqrt").unit)
+    assert power["name"] == "power" and power["second_options"] == {"gated": False, "signed": False}
 
 
 def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_cfg):
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
 
-    from nalu_suite.tasks.static_arith import apply_recipe
+    from nalu_suite.recipes import recipe_keys
+    from nalu_suite.runtime import to_plain
 
     shared = make_cfg("task=static_arith", "task.op=add")
     assert "add" not in shared.task.recipes, "the test needs an op without its own recipe"
@@ -112,10 +121,25 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
     assert fast.trainer.max_steps == 20 and fast.task.hidden_size == recipe["task.hidden_size"]
     other = make_cfg("task=static_arith", "task.op=sqrt", "unit=realnpu")  # a named unit: shared recipe
     assert all(OmegaConf.select(other, k) == OmegaConf.select(shared, k) for k in recipe)
-    with open_dict(shared):
-        shared.task.recipes.add = {"optim.lrr": 1.0}
-    with pytest.raises(ConfigError, match=r"task.recipes.add: 'optim.lrr' is not a config key"):
-        apply_recipe(shared, set())
+    # every key any recipe sets is read through ${nalu.recipe:KEY,...} in the task config: otherwise
+    # the recipe would be ignored without a word
+    raw = OmegaConf.to_container(shared, resolve=False)
+    for key in recipe_keys(to_plain(shared.task)):
+        node = raw
+        for part in key.split("."):
+            node = node[part]
+        assert node.startswith(f"${{nalu.recipe:{key},"), f"{key} is not read through nalu.recipe"
+
+
+def test_cfg_job_prints_the_config_that_trains(run_script):
+    import yaml
+
+    result = run_script("train.py", "task=static_arith", "task.op=mul", "--cfg", "job", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = yaml.safe_load(result.stdout)
+    assert printed["trainer"]["max_steps"] == 40000
+    assert (printed["unit"]["first"], printed["unit"]["second"]) == ("nau", "nmu")
+    assert printed["regularizer"]["start"] == 20000
 
 
 def test_train_cli_applies_the_recipe_and_saves_the_config_it_trained(run_script, tmp_path):
@@ -129,7 +153,7 @@ def test_train_cli_applies_the_recipe_and_saves_the_config_it_trained(run_script
         "task.eval_size=8",
         "trainer.val_check_interval=1",
         "task.baseline_draws=1",
-        "callbacks.progress_bar=none",
+        "callbacks.progress_bar=null",
         "logger=none",
         "optim.lr=0.005",
         f"hydra.run.dir={tmp_path}",
@@ -140,4 +164,4 @@ def test_train_cli_applies_the_recipe_and_saves_the_config_it_trained(run_script
     recipe = saved["task"]["recipes"]["sqrt"]
     assert saved["task"]["hidden_size"] == recipe["task.hidden_size"]
     assert saved["optim"]["lr"] == 0.005  # given on the command line
-    assert "the op's recipe sets task.hidden_size=" in result.stderr + result.stdout
+    assert saved["unit"]["second"] == "realnpu"

@@ -18,7 +18,7 @@ RUN = [
     "task.eval_size=500",
     "trainer.max_steps=150",
     "trainer.val_check_interval=50",
-    "callbacks.progress_bar=none",
+    "callbacks.progress_bar=null",
     "logger=none",
 ]
 

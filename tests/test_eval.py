@@ -25,7 +25,7 @@ def recurrent_run(tmp_path_factory, cfg_in):
         "task.extrap_length=100",
         "trainer.max_steps=300",
         "trainer.val_check_interval=100",
-        "callbacks.progress_bar=none",
+        "callbacks.progress_bar=null",
         "logger=none",
     )
     return out, train(cfg)

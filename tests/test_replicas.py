@@ -11,9 +11,10 @@ import torch
 from omegaconf import open_dict
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.replica_data import StackedBatches
-from nalu_suite.replicas import ReplicaRun, regularizer_weight, replica_settings, train_replicas
-from nalu_suite.train import to_plain, train
+from nalu_suite.replicas.data import StackedBatches
+from nalu_suite.replicas import ReplicaRun, replica_settings, train_replicas
+from nalu_suite.runtime import to_plain
+from nalu_suite.train import train
 
 # every code path of a step: regulariser ramp, gradient clipping by norm, cosine schedule, a validation
 # interval that does not divide max_steps, and a learning rate high enough that any numerical difference
@@ -64,7 +65,7 @@ def runs(tmp_path_factory):
     from nalu_suite.config import compose
 
     def cfg_for(seed: int, replicas: int, engine: bool):
-        cfg = compose(["callbacks.progress_bar=none", "logger=none", *EXACTNESS, f"seed={seed}"])
+        cfg = compose(["callbacks.progress_bar=null", "logger=none", *EXACTNESS, f"seed={seed}"])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path_factory.mktemp(f"r{replicas}"))
             cfg.replicas = replicas
@@ -164,7 +165,7 @@ def test_every_table_unit_has_its_own_gradient_inside_a_batch(make_cfg, unit):
         stream.close()
         runs.append(run)
     alone, batch = runs
-    torch.testing.assert_close(batch._last_loss[1], alone._last_loss[0], rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(batch.last_loss[1], alone.last_loss[0], rtol=1e-6, atol=0.0)
     assert any(p.grad.abs().max() > 0 for p in alone.model.params.values())
     for name, value in alone.model.params.items():
         grad = value.grad[0]
@@ -192,7 +193,7 @@ def test_a_diverging_replica_is_frozen_and_failed_while_the_others_go_on(make_cf
                 run.validate()
     a.close()
     b.close()
-    assert broken.diverged_at == [None, 30, None]
+    assert broken.tracker.diverged_at == [None, 30, None]
     for name, value in clean.model.params.items():
         assert torch.equal(broken.model.params[name][[0, 2]], value[[0, 2]])  # untouched by the NaN
     rows = broken.rows(broken.test(), wall_time=1.0)
@@ -206,7 +207,7 @@ def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path):
 
     def run(seed: int, replicas: int, engine: bool, whiten: str = "50"):
         overrides = [*EXACTNESS, f"optim.whiten_from={whiten}", f"seed={seed}"]
-        cfg = compose(["callbacks.progress_bar=none", "logger=none", *overrides])
+        cfg = compose(["callbacks.progress_bar=null", "logger=none", *overrides])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"s{seed}r{replicas}{engine}{whiten}")
             cfg.replicas, cfg.replicas_engine = replicas, engine
@@ -218,24 +219,6 @@ def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path):
     # whitening changed the run: the same seed without it ends elsewhere
     unwhitened = run(4, 1, False, whiten="null")
     assert unwhitened["test/interp/mse"] != pytest.approx(plain["test/interp/mse"], rel=1e-3)
-
-
-def test_the_regulariser_ramp_is_the_lightning_systems(make_cfg):
-    from nalu_suite.system import ArithmeticSystem
-
-    cfg = make_cfg("task=static_arith", "task.eval_size=10")
-    for reg in (
-        {"weight": 2.0, "start": 10, "end": 30},
-        {"weight": 1.0, "start": 5, "end": 5},
-        {"weight": 0.0},
-    ):
-        system = ArithmeticSystem(
-            task=to_plain(cfg.task), unit=to_plain(cfg.unit), optim=to_plain(cfg.optim), regularizer=reg
-        )
-        full = {"weight": 0.0, "start": 0, "end": 0} | reg
-        assert [regularizer_weight(full, s) for s in range(40)] == [
-            system.regularizer_weight(s) for s in range(40)
-        ]
 
 
 @pytest.mark.parametrize(
@@ -341,7 +324,7 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
     import yaml
 
     from nalu_suite.config import compose
-    from nalu_suite.replica_table import cell_overrides, run_op
+    from nalu_suite.replicas.table import cell_overrides, run_op
 
     extra = ["trainer.max_steps=40", "trainer.val_check_interval=20", "task.eval_size=50", "batch_size=16"]
     extra += ["task.baseline_draws=1", "regularizer.start=10", "regularizer.end=30"]
@@ -350,7 +333,7 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
         cell = tmp_path / "table" / f"op=sub,unit={unit}"
         table_rows = json.loads((cell / "results.json").read_text())["replicas"]
         cfg = compose(
-            ["callbacks.progress_bar=none", "logger=none", *cell_overrides("sub", unit, 2, 3, extra)]
+            ["callbacks.progress_bar=null", "logger=none", *cell_overrides("sub", unit, 2, 3, extra)]
         )
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"alone-{unit}")
@@ -363,7 +346,7 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
 
 
 def test_the_table_runner_with_two_jobs_writes_the_same_cells_as_one_process(tmp_path):
-    from nalu_suite.replica_table import main
+    from nalu_suite.replicas.table import main
 
     extra = ["trainer.max_steps=20", "trainer.val_check_interval=10", "task.eval_size=40", "batch_size=8"]
     extra += ["task.baseline_draws=1", "threads=1"]

@@ -28,7 +28,7 @@ TINY = [
     "trainer.val_check_interval=10",
     "task.eval_size=200",
     "task.baseline_draws=2",
-    "callbacks.progress_bar=none",
+    "callbacks.progress_bar=null",
 ]
 
 

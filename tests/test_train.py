@@ -23,7 +23,7 @@ def static_add_run(tmp_path_factory, cfg_in):
         "trainer.max_steps=600",
         "trainer.val_check_interval=200",
         "logger=csv",
-        "callbacks.progress_bar=none",
+        "callbacks.progress_bar=null",
     )
     return out, train(cfg)
 
@@ -111,7 +111,7 @@ def test_configure_torch_flushes_denormals_only_when_asked(flush):
     import torch
     from omegaconf import OmegaConf
 
-    from nalu_suite.train import configure_torch
+    from nalu_suite.runtime import configure_torch
 
     try:
         configure_torch(OmegaConf.create({"flush_denormal": flush, "threads": None}))

@@ -46,7 +46,7 @@ def test_offline_run_records_config_metrics_and_figures_and_says_how_to_sync(
             "task.eval_size=200",
             "trainer.max_steps=20",
             "trainer.val_check_interval=10",
-            "callbacks.progress_bar=none",
+            "callbacks.progress_bar=null",
             "logger=wandb",
             "logger.wandb.project=nalu-test",
         ]

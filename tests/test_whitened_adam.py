@@ -146,7 +146,7 @@ def test_whiten_from_without_input_weights_warns_and_is_plain_adam(caplog):
 
 
 def test_the_recurrent_task_whitens_nothing(make_cfg):
-    from nalu_suite.train import validate
+    from nalu_suite.runtime import validate
 
     task = validate(make_cfg("task=recurrent_arith", "unit=nau"))
     assert task.unit["first"] == "nau" and task.input_whitening() == {}

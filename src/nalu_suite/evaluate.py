@@ -1,24 +1,19 @@
 """Evaluate a checkpoint on its task's test splits, optionally with changed task values.
 
-    python eval.py ckpt_path=logs/recurrent_arith/runs/<run>/checkpoints/best.ckpt task.extrap_length=2000
-    python eval.py ckpt_path=PATH output_dir=DIR trainer.accelerator=gpu
-
-Arguments are ``key=value``: ``ckpt_path`` (required), ``output_dir`` (default
-``<run dir>/eval/<date>_<time>``) and any override of ``python train.py`` (``task.*`` values replace the
-checkpoint's; the task itself is the checkpoint's). The checkpoint is read with
-``torch.load(weights_only=True)``: no code in it is unpickled. Writes ``results.json`` and the task's figures.
+``evaluate(ckpt_path, overrides, output_dir)`` is what ``nalu-eval`` (``nalu_suite.cli.eval``) runs:
+``overrides`` are ``nalu-train`` overrides (``task.*`` values replace the checkpoint's; the task itself
+is the checkpoint's). The checkpoint is read with ``torch.load(weights_only=True)``: no code in it is
+unpickled. Writes ``results.json`` and the task's figures.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import HydraException
-
 from nalu_suite.errors import ConfigError
+from nalu_suite.results import add_success, print_results, write_results
 
 CHECKPOINT_KEYS = ("hyper_parameters", "state_dict")
 
@@ -83,7 +78,6 @@ def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None
     import lightning as L
 
     from nalu_suite.system import ArithmeticSystem
-    from nalu_suite.train import add_success, write_results
 
     system = ArithmeticSystem(**(dict(hp) | {"task": task_cfg}))
     system.load_state_dict(raw["state_dict"])
@@ -113,33 +107,6 @@ def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None
     results["wall_time_s"] = round(time.time() - started, 2)
     results = dict(sorted(results.items()))
     system.task.make_figures(system.model, run_dir)
-    write_results(results, run_dir, f"eval of {ckpt_path}")
+    write_results(results, run_dir)
+    print_results(results, f"eval of {ckpt_path}")
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0 if argv else 2
-    ckpt, output_dir, overrides = None, None, []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key == "ckpt_path":
-            ckpt = value
-        elif key == "output_dir":
-            output_dir = value
-        else:
-            overrides.append(arg)
-    try:
-        if not ckpt:
-            raise ConfigError("ckpt_path=PATH is required")
-        evaluate(ckpt, overrides, output_dir)
-    except (ConfigError, HydraException) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,3 +16,14 @@ def derive_seed(seed: int, *parts: int | str) -> int:
 def generator(seed: int, *parts: int | str) -> torch.Generator:
     """A CPU ``torch.Generator`` for the stream named ``parts`` of run ``seed``."""
     return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+def seed_globals(seed: int) -> None:
+    """What ``lightning.seed_everything`` seeds: Python's, NumPy's and torch's global generators."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

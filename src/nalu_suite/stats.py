@@ -18,12 +18,15 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaN for no values."""
+    """Mean and sample standard deviation (0 for a single value); NaN for no values. Infinite values
+    (a diverged seed's error) make the mean infinite and the deviation NaN, rather than an exception."""
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return (math.nan, math.nan)
     if len(values) == 1:
         return (values[0], 0.0)
+    if not all(math.isfinite(v) for v in values):
+        return (statistics.fmean(values), math.nan)
     return (statistics.fmean(values), statistics.stdev(values))
 
 

@@ -1,8 +1,7 @@
 """The one LightningModule every task trains with.
 
-Loss = task loss (MSE) + λ(step) · Σ unit regularisers, where λ ramps linearly from 0 at
-``regularizer.start`` to ``regularizer.weight`` at ``regularizer.end`` (Madsen & Johansen 2020 ramp
-their regulariser the same way, from 10^6 to 2·10^6 iterations). After every optimiser step the
+Loss = task loss (MSE) + λ(step) · Σ unit regularisers, λ ramped as ``schedule.regularizer_weight``
+says (Madsen & Johansen 2020). After every optimiser step the
 units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]).
 
 Only plain values go into ``save_hyperparameters``, so ``ArithmeticSystem.load_from_checkpoint(path)``
@@ -11,7 +10,6 @@ rebuilds the model from the checkpoint alone.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -20,17 +18,8 @@ from torch import nn
 
 from nalu_suite.divergence import DivergenceError
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
+from nalu_suite.schedule import NO_REGULARIZER, regularizer_weight, update_solved_at
 from nalu_suite.tasks import build_task
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-}
-
-
-SCHEDULES = ("none", "cosine")
 
 
 class ArithmeticSystem(L.LightningModule):
@@ -51,7 +40,7 @@ class ArithmeticSystem(L.LightningModule):
             {self._key("val", split): self.task.make_metric(split) for split in self.task.val_splits}
             | {self._key("test", split): self.task.make_metric(split) for split in self.task.test_splits}
         )
-        self.reg = {"weight": 0.0, "start": 0, "end": 0} | dict(regularizer or {})
+        self.reg = NO_REGULARIZER | dict(regularizer or {})
         self.solved_at: int | None = None
         self.unit_label = unit.get("name", "?")
 
@@ -63,18 +52,10 @@ class ArithmeticSystem(L.LightningModule):
         return self.model(inputs)
 
     # --- training ---------------------------------------------------------------------------
-    def regularizer_weight(self, step: int) -> float:
-        weight, start, end = float(self.reg["weight"]), int(self.reg["start"]), int(self.reg["end"])
-        if weight == 0.0:
-            return 0.0
-        if end <= start:
-            return weight if step >= start else 0.0
-        return weight * min(1.0, max(0.0, (step - start) / (end - start)))
-
     def training_step(self, batch, batch_idx):
         self.model.on_train_step(int(self.global_step))
         task_loss = self.task.loss(self.model, batch)
-        lam = self.regularizer_weight(self.global_step)
+        lam = regularizer_weight(self.reg, self.global_step)
         loss = task_loss + lam * self.model.regularizer() if lam else task_loss
         if not torch.isfinite(loss):
             raise DivergenceError(
@@ -121,11 +102,10 @@ class ArithmeticSystem(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         watched = self.task.solved_metric
-        threshold = self.task.success_threshold()
-        if watched and threshold is not None and self.solved_at is None:
-            value = logged.get(watched)
-            if value is not None and math.isfinite(value) and value < threshold:
-                self.solved_at = int(self.global_step)
+        value = logged.get(watched) if watched else None
+        self.solved_at = update_solved_at(
+            self.solved_at, value, self.task.success_threshold(), int(self.global_step)
+        )
         if self.solved_at is not None:
             self.log("solved_at", float(self.solved_at))
 

@@ -11,8 +11,6 @@ initialisation, averaged over ``baseline_draws`` draws; 0 = perfect) and, on ext
 
 from __future__ import annotations
 
-import copy
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -30,63 +28,6 @@ def check_unit_layers(unit: dict[str, Any], allowed=UNIT_NAMES) -> None:
     """Both layer names must be registered units."""
     for layer in ("first", "second"):
         check_choice(f"unit.{layer}", unit.get(layer), allowed)
-
-
-@functools.cache
-def _load_unit_config(path: str) -> dict[str, Any]:
-    """A unit config file as a plain dict, read once per process (``replicas=R`` builds R tasks)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-
-
-def best_unit(task: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
-    """``unit=auto``: the unit config (``conf/unit/<name>.yaml``) that ``task.best_units`` names for
-    ``task.op``, with the options set on ``auto`` (``unit.first_options.*``) merged in."""
-    from nalu_suite.config import CONF_DIR
-
-    for layer in ("first", "second"):
-        if auto.get(layer, "auto") != "auto":
-            raise ConfigError(
-                f"unit.{layer}={auto[layer]!r} with unit=auto: name a unit config to change its layers, "
-                f"e.g. unit=nau unit.{layer}={auto[layer]}"
-            )
-
-    choices = task.get("best_units") or {}
-    name = choices.get(task["op"])
-    if name is None:
-        raise ConfigError(f"unit=auto: task.best_units names no unit for task.op={task['op']!r}; pick one")
-    path = CONF_DIR / "unit" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unit=auto: task.best_units.{task['op']}={name!r} is not a unit config ({path})")
-    unit = copy.deepcopy(_load_unit_config(str(path)))
-    for key in ("first_options", "second_options"):
-        unit[key] = (unit.get(key) or {}) | (auto.get(key) or {})
-    return unit
-
-
-def apply_recipe(cfg, explicit: set[str]) -> list[str]:
-    """``unit=auto``: set the op's own settings, ``task.recipes[op]`` (dotted keys of the whole config,
-    e.g. ``optim.lr``), on ``cfg`` in place, except where a key in ``explicit`` (set on the command line)
-    is the same key, or a part or a parent of it: those win. Returns the applied ``key=value`` items.
-    Other units and tasks are left as they are. ``config.compose`` and ``train.py`` call this."""
-    from omegaconf import OmegaConf, open_dict
-
-    task = cfg.get("task") or {}
-    if task.get("name") != "static_arith" or (cfg.get("unit") or {}).get("name") != "auto":
-        return []
-    recipe = (task.get("recipes") or {}).get(task.get("op")) or {}
-    applied = []
-    missing = object()
-    for key, value in recipe.items():
-        if OmegaConf.select(cfg, key, default=missing) is missing:
-            raise ConfigError(f"task.recipes.{task.op}: {key!r} is not a config key")
-        if any(e == key or e.startswith(key + ".") or key.startswith(e + ".") for e in explicit):
-            continue
-        with open_dict(cfg):
-            OmegaConf.update(cfg, key, value, merge=False)
-        applied.append(f"{key}={OmegaConf.select(cfg, key)}")
-    return applied
 
 
 class TwoLayerModel(ArithmeticModel):
@@ -122,8 +63,6 @@ class StaticArithTask(Task):
 
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
         check_arith_config(task)
-        if unit.get("name") == "auto":
-            unit = best_unit(task, unit)
         super().__init__(task, unit, seed)
         self.check_units(unit)
         self.op = task["op"]

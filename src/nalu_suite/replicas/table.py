@@ -1,17 +1,17 @@
 """The static-task success table: every op x unit, R seeds each, one command.
 
-    python -m nalu_suite.replica_table --out logs/static_table              # 6 ops x 10 units x 100 seeds
-    python -m nalu_suite.replica_table --out logs/static_table --jobs 2 threads=1   # two ops at a time
-    python -m nalu_suite.replica_table --ops add,mul --units nau,nmu --replicas 20 --out /tmp/t
-    python scripts/report.py logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
+    nalu-table --out logs/static_table                       # 6 ops x 10 units x 100 seeds
+    nalu-table --out logs/static_table --jobs 2 threads=1    # two ops at a time
+    nalu-table --ops add,mul --units nau,nmu --replicas 20 --out /tmp/t
+    nalu-report logs/static_table --metrics test/extrap/success,solved_at --group-by task.op,unit
 
-Each cell is what ``python train.py task=static_arith task.op=OP unit=UNIT replicas=R OVERRIDES`` would
+Each cell is what ``nalu-train task=static_arith task.op=OP unit=UNIT replicas=R OVERRIDES`` would
 train (the same configs, seeds, data and results): the task's shared recipe (the per-op recipes of
 ``task.recipes`` belong to ``unit=auto``), with ``OP_SETTINGS[op]`` (empty now) as further overrides.
 The cells of one op differ only in the unit, so they read the **same** training batches and evaluation
 sets: the batches are drawn once per op and every unit's replicas step on them in lockstep, which saves
 most of the data generation (the dominant cost of these tiny models). Every cell gets its own
-directory with ``results.json`` and ``.hydra/overrides.yaml``, so ``scripts/report.py`` reads the
+directory with ``results.json`` and ``.hydra/overrides.yaml``, so ``nalu-report`` reads the
 table like a Hydra multirun. A figure of the success rates (``success.png``) and a markdown table of
 them (``table.md``, units x ops) are written next to them. ``--jobs N`` trains N ops at a time in
 worker processes (one op per process, each op's cells as above; give ``threads=1`` so the processes
@@ -29,8 +29,15 @@ from pathlib import Path
 
 import torch
 import yaml
+from omegaconf import OmegaConf, open_dict
 
+from nalu_suite.config import compose
 from nalu_suite.errors import ConfigError
+from nalu_suite.replicas.engine import ReplicaRun
+from nalu_suite.replicas.fit import fit_lockstep, replica_results, save_run
+from nalu_suite.replicas.settings import replica_settings
+from nalu_suite.results import success_name
+from nalu_suite.runtime import configure_torch, validate
 
 log = logging.getLogger("nalu_suite")
 
@@ -63,19 +70,12 @@ def run_op(
     op: str, units: list[str], replicas: int, seed: int, extra: list[str], out: Path, position: int = 0
 ) -> None:
     """Train every unit's R replicas of ``op`` in lockstep on one shared stream; write each cell."""
-    from omegaconf import open_dict
-    from tqdm import tqdm
-
-    from nalu_suite.config import compose
-    from nalu_suite.replicas import ReplicaRun, replica_settings
-    from nalu_suite.train import configure_torch, validate
-
     shared: dict = {}
     runs, dirs, overrides, configs = [], [], [], []
     started = time.time()
     for unit in units:
         cell = cell_overrides(op, unit, replicas, seed, extra)
-        cfg = compose(["callbacks.progress_bar=none", "logger=none", *cell])
+        cfg = compose(["logger=none", *cell])
         cell_dir = out / f"op={op},unit={unit}"
         with open_dict(cfg):
             cfg.paths.output_dir = str(cell_dir)
@@ -95,28 +95,12 @@ def run_op(
         raise ConfigError(f"op={op}: the units' training streams differ; cannot share them")
 
     batches = iter(runs[0].batches)
-    desc = f"{op}: {len(units)} units x {replicas} seeds"
-    bar = tqdm(total=settings.max_steps, desc=desc, unit="step", position=position)
     try:
-        for _ in range(settings.max_steps):
-            batch = next(batches)
-            for run in runs:
-                run.train_step(batch)
-            if runs[0].step % settings.val_check_interval == 0:
-                for run in runs:
-                    run.validate()
-                solved = [sum(v is not None for v in run.solved_at) for run in runs]
-                bar.set_postfix_str(
-                    "solved " + " ".join(f"{u}={k}" for u, k in zip(units, solved, strict=True))
-                )
-            bar.update(1)
+        fit_lockstep(runs, batches, desc=f"{op}: {len(units)} units x {replicas} seeds", position=position)
     finally:
         batches.close()
-        bar.close()
     for run, cell_dir, cell, cfg in zip(runs, dirs, overrides, configs, strict=True):
-        run._record_train_metrics()
-        rows = run.rows(run.test(), wall_time=time.time() - started)
-        _write_cell(run, rows, cell_dir, cell, cfg, time.time() - started)
+        _write_cell(run, cell_dir, cell, cfg, time.time() - started)
 
 
 _WORKER_POSITION = 0
@@ -160,25 +144,14 @@ def run_ops(
             log.info("op %s done after %.0f s in total", future.result(), time.time() - started)
 
 
-def _write_cell(run, rows, cell_dir: Path, overrides: list[str], cfg, wall: float) -> None:
-    from omegaconf import OmegaConf
-
-    from nalu_suite.replica_results import summarize
-
-    metric = run.task.success_metric
-    success_name = metric.rsplit("/", 1)[0] + "/success" if metric else None
-    results = summarize(rows, success_name) | {
-        "seed": run.settings.seed,
-        "train_steps": float(run.step),
-        "wall_time_s": round(wall, 2),
-        "replicas": rows,
-    }
+def _write_cell(run: ReplicaRun, cell_dir: Path, overrides: list[str], cfg, wall: float) -> None:
+    """One cell's files, as ``nalu-train ... replicas=R`` writes them, plus Hydra's ``.hydra/`` records."""
+    results = replica_results(run, wall)
     (cell_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (cell_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    OmegaConf.save(cfg, cell_dir / ".hydra" / "config.yaml")  # as Hydra writes it (static_weights.py)
-    (cell_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
-    run.save(cell_dir)
-    rate = results.get(f"{success_name}_rate", math.nan)
+    OmegaConf.save(cfg, cell_dir / ".hydra" / "config.yaml", resolve=True)
+    save_run(run, results, cell_dir)
+    rate = results.get(f"{success_name(run.task.success_metric)}_rate", math.nan)
     log.info(
         "%s: success %.0f%%, solved_at median %s", cell_dir.name, 100 * rate, results["solved_at_median"]
     )
