@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from nalu_suite.evaluate import load_checkpoint, model_from_checkpoint
-from nalu_suite.tasks.program_eval import encode_programs
-from nalu_suite.tasks.programs import ProgramGenerator
+from nalu_suite.tasks.program_eval.encoding import encode_programs
+from nalu_suite.tasks.program_eval.programs import ProgramGenerator
 
 #: an error above this fraction of the largest literal is a wrong decision, not imprecision
 DECISION_FRACTION = 0.3

@@ -20,6 +20,17 @@ def kernel_cache(tmp_path_factory):
     os.environ["NALU_SUITE_CACHE"] = str(tmp_path_factory.mktemp("nalu_suite_cache"))
 
 
+@pytest.fixture(autouse=True)
+def subnormals_restored():
+    """Every test starts with IEEE subnormals, the process default: a training run
+    (``runtime.configure_torch``, ``flush_denormal: true``) switches flush-to-zero on for the whole
+    process, and hypothesis refuses to draw floats under it."""
+    import torch
+
+    torch.set_flush_denormal(False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def cfg_in():
     """``cfg_in(out_dir, *overrides)``: the config ``python train.py OVERRIDES`` runs, writing to out_dir.

@@ -36,8 +36,7 @@ def run_hydra(argv: list[str]) -> None:
     """Run ``python train.py ARGV`` in this process; restore the logging Hydra reconfigures."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from nalu_suite.config import CONF_DIR
-    from nalu_suite.train import main
+    from nalu_suite.cli.train import main
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -45,7 +44,7 @@ def run_hydra(argv: list[str]) -> None:
     sys.argv = ["train.py", *argv]
     os.environ.update(WANDB_MODE="disabled", HYDRA_FULL_ERROR="1")
     try:
-        main(CONF_DIR)
+        main()
     finally:
         sys.argv = saved_argv
         os.environ.clear()
@@ -194,11 +193,11 @@ def compose_with_hydra(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from nalu_suite.config import CONF_DIR
+    from nalu_suite.resources import conf_dir
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return compose(config_name="train", overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()

@@ -1,4 +1,9 @@
-"""Errors the project raises for bad user input (config values, files)."""
+"""Errors the project raises for bad user input (config values, files), and the shared value checks.
+
+Every check raises :class:`ConfigError` with a message that names the key and the bad value.
+"""
+
+from __future__ import annotations
 
 
 class ConfigError(ValueError):
@@ -18,7 +23,29 @@ def check_range(what: str, low: float, high: float) -> None:
         raise ConfigError(f"{what}=[{low}, {high}] is empty; the lower bound must be below the upper bound")
 
 
-def check_positive(what: str, value) -> None:
-    """Raise :class:`ConfigError` unless ``value > 0``."""
-    if not isinstance(value, (int, float)) or value <= 0:
+def check_positive(what: str, value) -> float:
+    """Return ``float(value)``; raise :class:`ConfigError` unless it is a number (not a bool) ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(f"{what}={value!r} must be a positive number")
+    return float(value)
+
+
+def check_positive_int(what: str, value) -> int:
+    """Return ``value``; raise :class:`ConfigError` unless it is an integer (not a bool) ``>= 1``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what}={value!r} must be a positive integer")
+    return value
+
+
+def check_int(what: str, value, low: int, high: int | None = None) -> int:
+    """Return ``value``; raise :class:`ConfigError` unless it is an integer (not a bool) in ``[low, high]``
+    (``high=None``: no upper bound)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{what}={value!r} must be an integer {bound}")
+    return value

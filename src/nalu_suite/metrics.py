@@ -1,7 +1,7 @@
 """Metrics that stay correct under DDP: every state is a sum, reduced across processes before use.
 
 ``ErrorStats`` accumulates what every task reports (MSE, MAE, exact-after-rounding, relative
-error); tasks that need more subclass it (see ``tasks/program_eval.py``).
+error); tasks that need more subclass it (see ``tasks/program_eval/metric.py``).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ TASKS: dict[str, str] = {
     "recurrent_arith": "nalu_suite.tasks.recurrent_arith:RecurrentArithTask",
     "identity_failure": "nalu_suite.tasks.identity_failure:IdentityFailureTask",
     "num2words": "nalu_suite.tasks.num2words:Num2WordsTask",
-    "mnist_count": "nalu_suite.tasks.mnist_seq:MnistCountTask",
-    "mnist_add": "nalu_suite.tasks.mnist_seq:MnistAddTask",
-    "program_eval": "nalu_suite.tasks.program_eval:ProgramEvalTask",
+    "mnist_count": "nalu_suite.tasks.mnist.task:MnistCountTask",
+    "mnist_add": "nalu_suite.tasks.mnist.task:MnistAddTask",
+    "program_eval": "nalu_suite.tasks.program_eval.task:ProgramEvalTask",
 }
 TASK_NAMES = tuple(sorted(TASKS))
 

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nalu_suite.errors import ConfigError, check_choice, check_positive
+from nalu_suite.errors import ConfigError, check_choice, check_positive, check_positive_int
 from nalu_suite.tasks.base import ArithmeticModel, Task
 from nalu_suite.tasks.num2words_data import (
     MAX_TOKENS,
@@ -55,8 +55,6 @@ READOUTS = ("state", "sum", "affine")
 MAX_LOG_MULTIPLIER = 10.0
 SUPERVISIONS = ("final", "every_token", "every_token_strict")
 HEAD_INPUTS = ("state", "state_and_embedding")
-#: recurrent cells that ``unit.first`` may name to become the encoder (``unit=lstm``, ``unit=gru``, ...)
-CLASSIC_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 
 
 class WordsToNumberModel(ArithmeticModel):
@@ -153,7 +151,7 @@ class Num2WordsTask(Task):
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
         super().__init__(task, unit, seed)
         from nalu_suite.units import UNIT_NAMES
-        from nalu_suite.units.cells import CELL_NAMES
+        from nalu_suite.units.cells import CELL_NAMES, CLASSIC_CELLS
 
         self.readout = task.get("readout", "state")
         self.supervision = task.get("supervision", "final")
@@ -162,9 +160,7 @@ class Num2WordsTask(Task):
         self.head_layers = int(task.get("head_layers", 1))
         check_choice("task.head_layers", self.head_layers, (1, 2))
         for key in ("embedding_size", "hidden_size", "head_hidden", "train_size", "val_size"):
-            value = task.get(key)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"task.{key}={value!r} must be a positive integer")
+            check_positive_int(f"task.{key}", task.get(key))
         check_positive("task.output_scale", task.get("output_scale", 1.0))
         self.state_noise = float(task.get("state_noise", 0.0))
         if self.state_noise < 0:
@@ -173,7 +169,7 @@ class Num2WordsTask(Task):
 
         encoder = task.get("encoder")
         if encoder is None:
-            encoder = unit.get("first") if unit.get("first") in CLASSIC_CELLS else "lstm"
+            encoder = unit.get("first") if unit.get("first") in CLASSIC_CELLS else "lstm"  # unit=lstm, gru...
         check_choice("task.encoder", encoder, CELL_NAMES)
         self.encoder = encoder
         layers = ("first", "second") if self.head_layers == 2 else ("second",)

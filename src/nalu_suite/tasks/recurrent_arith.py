@@ -20,9 +20,7 @@ from nalu_suite.tasks.arithmetic import eps_threshold
 from nalu_suite.tasks.base import ArithmeticModel
 from nalu_suite.tasks.static_arith import StaticArithTask, draw_into
 from nalu_suite.units import UNIT_NAMES, build_unit
-from nalu_suite.units.cells import CELL_NAMES, build_cell, run_cell
-
-CLASSIC_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+from nalu_suite.units.cells import CELL_NAMES, CLASSIC_CELLS, build_cell, run_cell
 
 
 class RecurrentModel(ArithmeticModel):

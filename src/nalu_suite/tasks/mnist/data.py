@@ -1,14 +1,12 @@
-"""MNIST for the digit-sequence tasks (Trask et al. 2018 §4.2): files, validation, loading, DataModule.
+"""The MNIST files for the digit-sequence tasks (Trask et al. 2018 §4.2): finding, checking, loading.
 
-The four standard files ship with the repository, gzipped, in ``<data_dir>/mnist/`` (see its README).
-:func:`prepare_mnist` decompresses them once into ``<data_dir>/MNIST/raw/``, the layout
-``torchvision.datasets.MNIST`` reads, and checks every file (IDX header, size and, for the real MNIST,
-the canonical md5 of the decompressed bytes). Nothing is ever downloaded: a missing or corrupt file is a
-:class:`MnistFileError` that names the file and says how to get it back.
-
-:class:`MnistSequenceDataModule` serves the sequence task's batches (``nalu_suite.tasks.mnist_seq``):
-``prepare_data`` runs :func:`prepare_mnist`, ``setup`` loads the images into the task. This module imports
-Lightning; the task module imports it lazily, so configs and previews stay fast.
+The four standard files, gzipped, come from ``<data_dir>/mnist/`` if that folder holds them, else from the
+copy that ships with nalu-suite (:func:`nalu_suite.resources.bundled_mnist_dir`; see
+``data/mnist/README.md``). :func:`prepare_mnist` decompresses them once into ``<data_dir>/MNIST/raw/``, the
+layout ``torchvision.datasets.MNIST`` reads, and checks every file (IDX header, size and, for the real
+MNIST, the canonical md5 of the decompressed bytes); :func:`load_mnist` loads them into one image table
+(:class:`MnistDigits`). Nothing is ever downloaded: a missing or corrupt file is a :class:`MnistFileError`
+that names the file and says how to get it back. Needs only torch (and torchvision to load).
 """
 
 from __future__ import annotations
@@ -20,22 +18,17 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-from nalu_suite.data import BatchStream
 from nalu_suite.errors import ConfigError
+from nalu_suite.resources import bundled_mnist_dir
 
-if TYPE_CHECKING:
-    from nalu_suite.tasks.mnist_seq import MnistSequenceTask
-
-#: where the gzipped files live under ``paths.data_dir`` (committed), and where they are decompressed
+#: where the gzipped files may live under ``paths.data_dir`` (else the bundled copy), and where they are
+#: decompressed
 SOURCE_DIR = "mnist"
 RAW_DIR = os.path.join("MNIST", "raw")
-#: the mirror torchvision downloads from, for users who lost the committed files
+#: the mirror torchvision downloads from, for users who lost the shipped files
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 IMAGE_SIDE = 28
 
@@ -68,10 +61,25 @@ class MnistFileError(ConfigError):
 
 def _how_to_get(gz: Path) -> str:
     return (
-        f"The repository ships it: restore it with `git checkout -- data/{SOURCE_DIR}/` from the repository "
-        f"root, or download {MIRROR}{gz.name} into {gz.parent}/ (or point paths.data_dir at the folder "
-        f"that holds {SOURCE_DIR}/)"
+        f"nalu-suite ships it: restore it with `git checkout -- data/{SOURCE_DIR}/` from the repository "
+        f"root (or reinstall nalu-suite), or download {MIRROR}{gz.name} into {gz.parent}/ (or point "
+        f"paths.data_dir at the folder that holds {SOURCE_DIR}/)"
     )
+
+
+def source_dir(data_dir: str | Path) -> Path:
+    """Where the gzipped files are read from: ``<data_dir>/mnist/`` if it holds any of the four files, else
+    the copy bundled with nalu-suite (:func:`nalu_suite.resources.bundled_mnist_dir`)."""
+    local = Path(data_dir) / SOURCE_DIR
+    if any((local / f"{spec.name}.gz").is_file() for spec in MNIST_FILES):
+        return local
+    try:
+        return bundled_mnist_dir()
+    except FileNotFoundError as err:
+        raise MnistFileError(
+            f"no MNIST files in {local}/ and {err}. Download the four files from {MIRROR} into {local}/ "
+            "(or point paths.data_dir at the folder that holds mnist/)"
+        ) from None
 
 
 def check_idx(path: Path, kind: str) -> int:
@@ -141,7 +149,8 @@ def _decompress(gz: Path, dest: Path) -> None:
 
 
 def prepare_mnist(data_dir: str | Path, verify_checksums: bool = True) -> Path:
-    """Decompress ``<data_dir>/mnist/*.gz`` into ``<data_dir>/MNIST/raw/`` once, validate; return the raw dir.
+    """Decompress the gzipped files (:func:`source_dir`: ``<data_dir>/mnist/*.gz``, else the bundled
+    copy) into ``<data_dir>/MNIST/raw/`` once, validate; return the raw dir.
 
     A raw file that is already there and valid is left alone. With ``verify_checksums`` (the real MNIST),
     every decompressed file must also have the canonical size and md5; switch it off for other IDX data
@@ -149,11 +158,13 @@ def prepare_mnist(data_dir: str | Path, verify_checksums: bool = True) -> Path:
     """
     data_dir = Path(data_dir)
     raw = data_dir / RAW_DIR
+    source = None
     for spec in MNIST_FILES:
         dest = raw / spec.name
         if _raw_file_ok(dest, spec, verify_checksums):
             continue
-        gz = data_dir / SOURCE_DIR / f"{spec.name}.gz"
+        source = source or source_dir(data_dir)
+        gz = source / f"{spec.name}.gz"
         if not gz.is_file():
             raise MnistFileError(f"MNIST file {gz} is missing. {_how_to_get(gz)}")
         _decompress(gz, dest)
@@ -222,47 +233,3 @@ def write_idx_gz(path: str | Path, values: torch.Tensor) -> Path:
     with gzip.open(path, "wb") as f:
         f.write(header + values.numpy().tobytes())
     return path
-
-
-class MnistSequenceDataModule(L.LightningDataModule):
-    """Batches of ``(image indices (B, T), target)`` for an MNIST sequence task (``tasks/mnist_seq.py``).
-
-    Training: an endless stream of fresh length-``train_length`` sequences from the training pool.
-    Validation and test: the task's fixed index sequences, in ``val_splits`` / ``test_splits`` order; long
-    sequences come in smaller batches (at most ``eval_items`` images per batch).
-    """
-
-    def __init__(
-        self, task: MnistSequenceTask, data_dir: str | Path, batch_size: int, eval_items: int = 100_000
-    ) -> None:
-        super().__init__()
-        self.task = task
-        self.data_dir = Path(data_dir)
-        self.batch_size = batch_size
-        self.eval_items = eval_items
-
-    def prepare_data(self) -> None:
-        prepare_mnist(self.data_dir, verify_checksums=self.task.verify_checksums)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.task.digits is None:
-            self.task.attach_digits(load_mnist(self.data_dir))
-
-    def train_dataloader(self):
-        return DataLoader(
-            BatchStream(self.task.sample_train, self.batch_size, self.task.seed), batch_size=None
-        )
-
-    def _eval(self, splits):
-        loaders = []
-        for split in splits:
-            indices, target = self.task.fixed_set(split)
-            batch = max(1, min(len(indices), self.eval_items // indices.shape[1]))
-            loaders.append(DataLoader(TensorDataset(indices, target), batch_size=batch))
-        return loaders
-
-    def val_dataloader(self):
-        return self._eval(self.task.val_splits)
-
-    def test_dataloader(self):
-        return self._eval(self.task.test_splits)

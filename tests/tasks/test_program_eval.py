@@ -12,21 +12,12 @@ import pytest
 import torch
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.tasks.candidates import Candidates
-from nalu_suite.tasks.program_eval import (
-    ConfiguredUnitModel,
-    DirectRegressionModel,
-    ProgramEvalTask,
-    ProgramMetric,
-    apply_per_sample,
-    digit_matches,
-    encode_programs,
-    gain_at,
-    literal_positions,
-    number_features,
-    reverse_within_length,
-)
-from nalu_suite.tasks.programs import (
+from nalu_suite.tasks.program_eval.candidates import Candidates
+from nalu_suite.tasks.program_eval.encoding import encode_programs, literal_positions, number_features
+from nalu_suite.tasks.program_eval.metric import ProgramMetric, digit_matches
+from nalu_suite.tasks.program_eval.models import ConfiguredUnitModel, DirectRegressionModel, gain_at
+from nalu_suite.tasks.program_eval.per_sample import apply_per_sample
+from nalu_suite.tasks.program_eval.programs import (
     NUMBER,
     OPERATIONS,
     TOKEN_IDS,
@@ -35,6 +26,8 @@ from nalu_suite.tasks.programs import (
     max_literals,
     tokenize,
 )
+from nalu_suite.tasks.program_eval.reader import reverse_within_length
+from nalu_suite.tasks.program_eval.task import ProgramEvalTask
 from nalu_suite.units import build_unit
 
 TASK = {

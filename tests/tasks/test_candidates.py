@@ -1,4 +1,4 @@
-"""Random restarts in one run (``nalu_suite.tasks.candidates``); program_eval's use: test_program_eval.py."""
+"""Random restarts in one run (``tasks/program_eval/candidates.py``); the task's use: test_program_eval.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from nalu_suite.tasks.base import ArithmeticModel
-from nalu_suite.tasks.candidates import Candidates
+from nalu_suite.tasks.program_eval.candidates import Candidates
 
 
 class Scale(ArithmeticModel):

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.tasks.mnist_data import (
+from nalu_suite.slow_averaged import SlowAveragedModule
+from nalu_suite.tasks.mnist import data as mnist_data
+from nalu_suite.tasks.mnist.data import (
     MNIST_FILES,
     MnistDigits,
     MnistFileError,
@@ -21,15 +23,9 @@ from nalu_suite.tasks.mnist_data import (
     prepare_mnist,
     write_idx_gz,
 )
-from nalu_suite.tasks.mnist_seq import (
-    DigitSequenceModel,
-    MnistAddTask,
-    MnistCountTask,
-    SlowAveragedModule,
-    count_targets,
-    draw_sequences,
-    sum_targets,
-)
+from nalu_suite.tasks.mnist.model import DigitSequenceModel
+from nalu_suite.tasks.mnist.sequences import count_targets, draw_sequences, sum_targets
+from nalu_suite.tasks.mnist.task import MnistAddTask, MnistCountTask
 
 N_TRAIN, N_TEST, N_VAL = 60, 20, 10
 UNIT_NAU = {"name": "nau", "first": "nau", "second": "nau", "first_options": {}, "second_options": {}}
@@ -45,14 +41,20 @@ def synthetic_images(labels: torch.Tensor, seed: int) -> torch.Tensor:
     return images
 
 
-@pytest.fixture
-def mnist_dir(tmp_path):
-    """``tmp_path/data`` holding the four files as gzipped IDX: 60 training and 20 test images."""
-    data = tmp_path / "data"
+def write_synthetic_mnist(folder):
+    """The four files as gzipped IDX in ``folder``: 60 training and 20 test images."""
     for split, n, seed in (("train", N_TRAIN, 1), ("t10k", N_TEST, 2)):
         labels = torch.arange(n) % 10
-        write_idx_gz(data / "mnist" / f"{split}-labels-idx1-ubyte.gz", labels)
-        write_idx_gz(data / "mnist" / f"{split}-images-idx3-ubyte.gz", synthetic_images(labels, seed))
+        write_idx_gz(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+        write_idx_gz(folder / f"{split}-images-idx3-ubyte.gz", synthetic_images(labels, seed))
+    return folder
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    """``tmp_path/data`` holding the four files in ``mnist/`` (:func:`write_synthetic_mnist`)."""
+    data = tmp_path / "data"
+    write_synthetic_mnist(data / "mnist")
     return data
 
 
@@ -147,6 +149,50 @@ def test_a_damaged_decompressed_file_is_rebuilt_from_the_archive(mnist_dir):
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"\0" * 100)
     prepare_mnist(mnist_dir, verify_checksums=False)
     assert torch.equal(load_mnist(mnist_dir).images[N_TRAIN:], synthetic_images(torch.arange(N_TEST) % 10, 2))
+
+
+def test_without_local_files_the_bundled_copy_is_decompressed_into_data_dir(tmp_path, monkeypatch):
+    bundled = write_synthetic_mnist(tmp_path / "site-packages" / "nalu_suite" / "data" / "mnist")
+    monkeypatch.setattr(mnist_data, "bundled_mnist_dir", lambda: bundled)
+    data_dir = tmp_path / "empty"
+    assert mnist_data.source_dir(data_dir) == bundled
+    raw = prepare_mnist(data_dir, verify_checksums=False)
+    assert raw == data_dir / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(spec.name for spec in MNIST_FILES)
+    assert load_mnist(data_dir).n_train == N_TRAIN
+    assert sorted(p.name for p in bundled.iterdir()) == sorted(f"{s.name}.gz" for s in MNIST_FILES)
+
+
+def test_local_files_take_precedence_over_the_bundled_copy(mnist_dir, monkeypatch):
+    def no_bundle():
+        raise AssertionError("the bundled copy must not be read when <data_dir>/mnist/ has the files")
+
+    monkeypatch.setattr(mnist_data, "bundled_mnist_dir", no_bundle)
+    assert mnist_data.source_dir(mnist_dir) == mnist_dir / "mnist"
+    prepare_mnist(mnist_dir, verify_checksums=False)
+
+
+def test_a_corrupt_bundled_file_names_the_file_and_how_to_restore_it(tmp_path, monkeypatch):
+    bundled = write_synthetic_mnist(tmp_path / "bundle")
+    gz = bundled / "t10k-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:100])
+    monkeypatch.setattr(mnist_data, "bundled_mnist_dir", lambda: bundled)
+    with pytest.raises(MnistFileError, match=r"bundle/t10k-images-idx3-ubyte\.gz: cannot decompress") as err:
+        prepare_mnist(tmp_path / "empty", verify_checksums=False)
+    assert "reinstall nalu-suite" in str(err.value) and "ossci-datasets" in str(err.value)
+
+
+def test_no_local_files_and_no_bundled_copy_says_where_to_put_them(tmp_path, monkeypatch):
+    def missing():
+        raise FileNotFoundError(
+            "nalu-suite is incomplete: none of /x/data/mnist exists; reinstall the package"
+        )
+
+    monkeypatch.setattr(mnist_data, "bundled_mnist_dir", missing)
+    with pytest.raises(
+        MnistFileError, match=r"no MNIST files in .*empty/mnist/ and nalu-suite is incomplete"
+    ):
+        prepare_mnist(tmp_path / "empty", verify_checksums=False)
 
 
 def test_load_before_prepare_says_what_to_do(tmp_path):
@@ -401,7 +447,7 @@ def test_short_training_run_learns_to_count(mnist_dir, make_cfg, one_thread):
         "batch_size=16",
         "trainer.max_steps=150",
         "trainer.val_check_interval=75",
-        "callbacks.checkpoint=false",
+        "callbacks.model_checkpoint=null",
     )
     assert cfg.paths.data_dir == str(mnist_dir)
     results = train(cfg)
