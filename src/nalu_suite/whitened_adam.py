@@ -13,7 +13,7 @@ Curvature"). The model, its clamps and its regularisers are unchanged; only the 
 The preconditioner acts from step ``start`` on; before that the steps are plain Adam. Whitening from the
 first step fails (``optim.whiten_from=0`` solves 2 of 20 seeds of mul): the first steps must scale both
 hidden units up at once, along the very direction that whitening slows down, and the NMU meanwhile
-switches one of them off. From step 100 on it solves 98 of 100 (README, "Static and recurrent").
+switches one of them off. From step 100 on it solves 98 of 100 (docs/static_arith.md).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from nalu_suite.replicas.fit import fit_lockstep, replica_results, save_run
 from nalu_suite.replicas.settings import replica_settings
 from nalu_suite.results import success_name
 from nalu_suite.runtime import configure_torch, validate
+from nalu_suite.tasks.static_arith import StaticArithTask
 
 log = logging.getLogger("nalu_suite")
 
@@ -45,6 +46,9 @@ OPS = ("add", "sub", "mul", "div", "square", "sqrt")
 #: the table's rows: Madsen & Johansen's models (NAC+ / NAC• and NAU / NMU are the additive and the
 #: multiplicative member of a pair) plus iNALU, NPU, RealNPU and the Linear / ReLU6 baselines
 UNITS = ("nalu", "nac", "nac_mul", "nau", "nmu", "inalu", "npu", "realnpu", "linear", "relu6")
+
+#: the summary a cell is judged by: the extrapolation success rate (``results.summarize``)
+RATE = f"{success_name(StaticArithTask.success_metric)}_rate"
 
 #: overrides of the task defaults per op (none: every cell trains with ``task=static_arith``'s defaults,
 #: the shared recipe of conf/task/static_arith.yaml, with the cell's unit in place of ``unit=auto``)
@@ -175,12 +179,12 @@ def plot_success(out: Path) -> Path | None:
         xs, ys, lo, hi = [], [], [], []
         for i, op in enumerate(ops):
             r = cells.get((op, unit))
-            if r is None or "test/extrap/success_rate" not in r:
+            if r is None or RATE not in r:
                 continue
             xs.append(i + (j - (len(units) - 1) / 2) * width)
-            ys.append(100 * r["test/extrap/success_rate"])
-            lo.append(max(0.0, ys[-1] - 100 * r["test/extrap/success_rate_ci_low"]))
-            hi.append(max(0.0, 100 * r["test/extrap/success_rate_ci_high"] - ys[-1]))
+            ys.append(100 * r[RATE])
+            lo.append(max(0.0, ys[-1] - 100 * r[f"{RATE}_ci_low"]))
+            hi.append(max(0.0, 100 * r[f"{RATE}_ci_high"] - ys[-1]))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=unit)
     ax.set_xticks(range(len(ops)), ops)
     ax.set_ylabel("success rate (%), 95% Wilson interval")
@@ -218,10 +222,10 @@ def write_summary(out: Path) -> Path | None:
         row = []
         for op in ops:
             r = cells.get((op, unit))
-            if r is None or "test/extrap/success_rate" not in r:
+            if r is None or RATE not in r:
                 row.append("–")
                 continue
-            rate, low, high = (100 * r[f"test/extrap/success_rate{s}"] for s in ("", "_ci_low", "_ci_high"))
+            rate, low, high = (100 * r[f"{RATE}{s}"] for s in ("", "_ci_low", "_ci_high"))
             solved = r.get("solved_at_median")
             at = f", {solved:,.0f}" if solved is not None and math.isfinite(solved) else ""
             row.append(f"{rate:.0f}% [{low:.0f}, {high:.0f}]{at}")
