@@ -119,3 +119,20 @@ def test_configure_torch_flushes_denormals_only_when_asked(flush):
         assert (tiny.item() == 0.0) is (flush and torch.set_flush_denormal(True))
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_a_unit_auto_checkpoint_stores_the_unit_pair_and_budget_it_trained(cfg_in, tmp_path):
+    """unit=auto is resolved in the config: the checkpoint names NAU -> NMU for mul, never "auto", so an
+    installed package rebuilds the model from the checkpoint alone."""
+    import torch
+
+    from nalu_suite.evaluate import model_from_checkpoint
+
+    cfg = cfg_in(tmp_path, "task=static_arith", "task.op=mul", "debug=fast", "task.eval_size=100")
+    train(cfg)
+    raw = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    hp = raw["hyper_parameters"]
+    assert (hp["unit"]["first"], hp["unit"]["second"]) == ("nau", "nmu")
+    assert hp["max_steps"] == 20 and hp["regularizer"]["start"] == 20000  # debug=fast's steps, mul's recipe
+    _, model = model_from_checkpoint(raw)
+    assert [type(m).__name__ for m in (model.first, model.second)] == ["NAU", "NMU"]

@@ -30,7 +30,10 @@ class ArithmeticSystem(L.LightningModule):
         optim: dict[str, Any],
         regularizer: dict[str, Any] | None = None,
         seed: int = 0,
+        max_steps: int | None = None,
     ) -> None:
+        """``max_steps`` is recorded with the hyper-parameters (the budget the run was given; the
+        trainer's own ``max_steps`` drives training)."""
         super().__init__()
         self.save_hyperparameters()
         check_optim(optim)

@@ -39,6 +39,7 @@ def build_system_kwargs(cfg: DictConfig) -> dict[str, Any]:
         "optim": to_plain(cfg.optim),
         "regularizer": to_plain(cfg.get("regularizer")),
         "seed": int(cfg.seed),
+        "max_steps": int(cfg.trainer.max_steps) if cfg.trainer.get("max_steps") is not None else None,
     }
 
 

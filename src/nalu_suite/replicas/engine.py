@@ -35,7 +35,7 @@ import logging
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nalu_suite.data import BatchStream, TensorDataModule
 from nalu_suite.errors import ConfigError
@@ -67,6 +67,11 @@ class ReplicaRun:
         """``shared``: a dict in which runs of the same task and seeds (e.g. other units, see
         ``replicas.table``) keep one copy of the stacked evaluation sets."""
         self.settings = s = settings
+        self.config = {  # what trains, resolved (paths, loggers and callbacks left out)
+            key: to_plain(value) if OmegaConf.is_config(value) else value
+            for key, value in cfg.items()
+            if key not in ("hydra", "paths", "logger", "callbacks")
+        }
         self.device = torch.device(s.device)
         task_cfg, unit_cfg = to_plain(cfg.task), to_plain(cfg.unit)
         self.optim_cfg = to_plain(cfg.optim)

@@ -78,7 +78,8 @@ def replica_results(run: ReplicaRun, wall: float) -> dict[str, Any]:
 
 def save_run(run: ReplicaRun, results: dict[str, Any], run_dir: Path) -> None:
     """``results.json``, ``replicas.csv`` (one row per seed), ``replicas_validation.csv`` (every
-    validation of every seed) and ``checkpoints/replicas.pt`` (stacked best weights, plain tensors)."""
+    validation of every seed) and ``checkpoints/replicas.pt`` (stacked best weights and the resolved
+    config, plain values that ``torch.load(weights_only=True)`` reads)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_results(results, run_dir)
     rows = results["replicas"]
@@ -92,6 +93,7 @@ def save_run(run: ReplicaRun, results: dict[str, Any], run_dir: Path) -> None:
             "seeds": run.settings.seeds,
             "best": {k: v.cpu() for k, v in best.items()},
             "best_step": run.tracker.best_step,
+            "config": run.config,
         },
         ckpt_dir / "replicas.pt",
     )
