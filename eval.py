@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [task.extrap_length=2000 ...]`` (= ``nalu-eval``)."""
+"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [task.KEY=VALUE ...]`` (= ``nalu-eval``)."""
 
 from nalu_suite.cli.eval import main
 

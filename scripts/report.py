@@ -1,4 +1,4 @@
-"""``nalu-report`` from a checkout: ``python scripts/report.py MULTIRUN_DIR [--metrics ...] [--group-by ...]``."""
+"""``nalu-report`` from a checkout: ``python scripts/report.py MULTIRUN_DIR [--metrics ...]``."""
 
 from nalu_suite.cli.report import main
 

@@ -82,7 +82,8 @@ def test_static_arith_defaults_to_the_best_unit_of_its_op(make_cfg, op, first, s
 
 def test_unit_auto_names_a_missing_op_and_a_task_without_its_own_units(make_cfg):
     cfg = make_cfg("task=static_arith", "task.op=mul", "~task.best_units.mul")
-    with pytest.raises(ConfigError, match=r"^task.op='mul' is not valid; choose one of: add, sub, div, square, sqrt$"):
+    message = r"^task.op='mul' is not valid; choose one of: add, sub, div, square, sqrt$"
+    with pytest.raises(ConfigError, match=message):
         validate(cfg)
     cfg = make_cfg("task=mnist_add", "unit=auto")
     with pytest.raises(ConfigError, match=r"^unit=auto: task 'mnist_add' picks no unit itself"):

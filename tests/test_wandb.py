@@ -35,8 +35,8 @@ def as_plain(value):
 def test_offline_run_records_config_metrics_and_figures_and_says_how_to_sync(
     offline_wandb, monkeypatch, tmp_path, capfd
 ):
-    from nalu_suite.config import compose
     from nalu_suite.cli.train import run
+    from nalu_suite.config import compose
 
     cfg = compose(
         [

@@ -11,9 +11,8 @@ import torch
 from omegaconf import open_dict
 
 from nalu_suite.errors import ConfigError
-from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.replicas import ReplicaRun, replica_settings, train_replicas
-from nalu_suite.runtime import to_plain
+from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.train import train
 
 # every code path of a step: regulariser ramp, gradient clipping by norm, cosine schedule, a validation
