@@ -7,8 +7,10 @@ The static task's target is ``op(a, b)`` with ``a``, ``b`` the sums of two overl
 An exact two-layer model has one hidden unit summing ``a``'s slice and the other ``b``'s: per hidden
 unit, the mean weight over the inputs only in ``a`` (``a-only``), in both (``overlap``) and only in
 ``b`` (``b-only``) is (1, 1, 0) and (0, 1, 1), up to sign. Reads ``checkpoints/replicas.pt`` (the
-best-validation weights of every replica, written by ``replicas=R`` runs) and the run's resolved config.
-Each replica is classified:
+best-validation weights of every replica and the resolved config, written by ``replicas=R`` runs; older
+files without the config fall back to the run's ``.hydra/config.yaml``). The file is read with
+``torch.load(weights_only=True)``: a file holding pickled code is refused with a one-line error, its code
+never runs. Each replica is classified:
 
 * ``exact-shape``: one unit ~a, the other ~b (every mean within 0.1 of the ideal, up to sign);
 * ``symmetric``: both units ~(a + b) / 2 (a-only and b-only means of both units in [0.25, 0.75]): a
@@ -48,9 +50,41 @@ def classify(means: list[tuple[float, float, float, float]]) -> str:
     return "other"
 
 
+class ReplicasFileError(Exception):
+    """A ``replicas.pt`` (or its config) that cannot be read; the message names the file."""
+
+
+def load_replicas(run_dir: Path) -> tuple[dict, dict]:
+    """``(checkpoint, config)`` of a replicas run: plain values only (``weights_only=True``, so no
+    pickled code runs), or :class:`ReplicasFileError` naming the file."""
+    path = run_dir / "checkpoints" / "replicas.pt"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for unsafe or broken files
+        raise ReplicasFileError(
+            f"{path} is not a readable replicas checkpoint ({type(err).__name__}; loaded with "
+            "weights_only=True, which refuses pickled code)"
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("best"), dict) or "seeds" not in ckpt:
+        raise ReplicasFileError(f"{path} is not a replicas checkpoint (no 'seeds' and 'best' weights in it)")
+    if "model.first.W" not in ckpt["best"]:
+        raise ReplicasFileError(f"{path} has no first-layer weights model.first.W (not a static_arith run?)")
+    cfg = ckpt.get("config")
+    if not isinstance(cfg, dict):  # written before replicas.pt stored its config
+        config_file = run_dir / ".hydra" / "config.yaml"
+        try:
+            cfg = yaml.safe_load(config_file.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ReplicasFileError(
+                f"{path} stores no config and {config_file} is unreadable ({type(err).__name__})"
+            ) from None
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), dict) for k in ("task", "unit")):
+        raise ReplicasFileError(f"the config of {run_dir} has no 'task' and 'unit' sections")
+    return ckpt, cfg
+
+
 def describe(run_dir: Path) -> Counter:
-    ckpt = torch.load(run_dir / "checkpoints" / "replicas.pt", map_location="cpu", weights_only=False)
-    cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    ckpt, cfg = load_replicas(run_dir)
     task = cfg["task"]
     weights = ckpt["best"]["model.first.W"]  # (R, hidden, inputs)
     unit = cfg["unit"]["name"]
@@ -73,16 +107,19 @@ def describe(run_dir: Path) -> Counter:
     return counts
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("path", type=Path, help="a replicas run directory, or a directory holding several")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     runs = sorted(p.parent.parent for p in args.path.rglob("checkpoints/replicas.pt"))
     if not runs:
         raise SystemExit(f"error: no checkpoints/replicas.pt under {args.path} (is it a replicas=R run?)")
     total: Counter = Counter()
     for run_dir in runs:
-        total += describe(run_dir)
+        try:
+            total += describe(run_dir)
+        except ReplicasFileError as err:
+            raise SystemExit(f"error: {err}") from None
     if len(runs) > 1:
         print(f"\nall {len(runs)} runs: " + ", ".join(f"{k}: {n}" for k, n in sorted(total.items())))
 

@@ -139,3 +139,147 @@ def test_torch_kernel_block_draws_with_torch_then_restores_the_kernel(monkeypatc
     assert torch.equal(x, torch.empty(100).uniform_(0.0, 1.0, generator=torch.Generator().manual_seed(4)))
     fast_uniform.uniform_(torch.empty(100), 0.0, 1.0, g)
     assert len(calls) == 1
+
+
+# ---- loading only a library this process can trust (issue 18) --------------------------------------
+
+PLANTED_SOURCE = """
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen("%s", "w");
+    if (f) fclose(f);
+}
+"""
+
+
+def plant(path, marker):
+    """A shared library at ``path`` whose loading (its constructor) creates ``marker``."""
+    source = path.parent / "planted.c"
+    source.write_text(PLANTED_SOURCE % marker)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(path), str(source)], check=True)
+    source.unlink()
+    path.chmod(0o755)
+
+
+def cached_name():
+    return f"fast_uniform-{fast_uniform._cache_key(['cc'])}.so"
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The paths ``ctypes.CDLL`` opens during the test."""
+    import ctypes
+
+    opened, real = [], ctypes.CDLL
+
+    def spy(name, *args, **kwargs):
+        opened.append(str(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", spy)
+    return opened
+
+
+def planting_works_at_all(tmp_path):
+    """The planted library does create its marker when loaded (else the tests below prove nothing)."""
+    import ctypes
+
+    probe, marker = tmp_path / "probe.so", tmp_path / "probe-marker"
+    plant(probe, marker)
+    ctypes.CDLL(str(probe))
+    return marker.exists()
+
+
+@needs_compiler
+def test_a_library_at_the_old_shared_temp_path_is_never_loaded(fresh, monkeypatch, loads):
+    assert planting_works_at_all(fresh)
+    monkeypatch.delenv("CC", raising=False)
+    shared = fresh / "shared-tmp"  # stands for /tmp, where anyone may write
+    shared.mkdir()
+    monkeypatch.setattr(fast_uniform.tempfile, "tempdir", str(shared))
+    blocker = fresh / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("NALU_SUITE_CACHE", str(blocker / "cache"))  # cannot be created
+    marker = fresh / "planted-ran"
+    plant(shared / cached_name(), marker)  # the name the old code fell back to
+    with pytest.warns(RuntimeWarning, match="cannot be created"):
+        assert fast_uniform.backend() == "compiled"
+    assert not marker.exists()
+    assert str(shared / cached_name()) not in loads
+    assert [p.name for p in shared.iterdir()] == [cached_name()]  # the private build dir is gone
+    mine, expected, _, _ = draws_both_ways(5, [1000], 0.0, 1.0)
+    assert torch.equal(mine[0], expected[0])
+
+
+@needs_compiler
+def test_a_cache_directory_others_may_write_is_not_used(fresh, monkeypatch, loads):
+    monkeypatch.delenv("CC", raising=False)
+    cache = fresh / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)
+    marker = fresh / "planted-ran"
+    plant(cache / cached_name(), marker)
+    with pytest.warns(RuntimeWarning, match="not owned by this user alone"):
+        assert fast_uniform.backend() == "compiled"
+    assert not marker.exists()
+    assert not any(p.startswith(str(cache)) for p in loads)
+    assert sorted(p.name for p in cache.iterdir()) == [cached_name()]  # nothing written there either
+
+
+@needs_compiler
+@pytest.mark.parametrize("how", ["group-writable", "world-writable", "owned by another user", "a directory"])
+def test_an_untrusted_cached_library_is_compiled_afresh_not_loaded(fresh, monkeypatch, loads, how):
+    import os
+
+    monkeypatch.delenv("CC", raising=False)
+    cache = fresh / "cache"
+    cache.mkdir(mode=0o700)
+    library, marker = cache / cached_name(), fresh / "planted-ran"
+    if how == "a directory":
+        library.mkdir()
+    else:
+        plant(library, marker)
+        library.chmod({"group-writable": 0o775, "world-writable": 0o757}.get(how, 0o755))
+    if how == "owned by another user":
+        real_stat, me = os.stat, os.getuid()
+
+        def stat_as_if_another_owned(path, *args, **kwargs):
+            info = real_stat(path, *args, **kwargs)
+            if str(path) == str(library):
+                fields = list(info)
+                fields[4] = me + 1  # st_uid
+                return os.stat_result(fields)
+            return info
+
+        monkeypatch.setattr(os, "stat", stat_as_if_another_owned)
+    if how == "a directory":
+        # os.replace cannot put a file over a directory: the compile fails and torch's kernel is used
+        assert fast_uniform.backend().startswith(f"torch (cannot write the compiled kernel to {library}")
+        assert loads == []
+        assert [p.name for p in cache.iterdir()] == [library.name]  # no partial build left behind
+        return
+    assert fast_uniform.backend() == "compiled"
+    assert not marker.exists()
+    assert loads == [str(library)]  # the fresh build, moved over the untrusted file
+    assert library.stat().st_mode & 0o777 == 0o755
+
+
+@needs_compiler
+def test_the_cache_is_private_and_its_library_trusted_even_under_umask_0(fresh, monkeypatch):
+    import os
+
+    monkeypatch.delenv("CC", raising=False)
+    previous = os.umask(0)
+    try:
+        assert fast_uniform.backend() == "compiled"
+    finally:
+        os.umask(previous)
+    cache = fresh / "cache"
+    assert cache.stat().st_mode & 0o777 == 0o700
+    (library,) = cache.glob("fast_uniform-*.so")
+    assert library.stat().st_mode & 0o022 == 0
+    # a second process reuses it without compiling
+    monkeypatch.setattr(fast_uniform, "_kernel", None)
+    monkeypatch.setattr(fast_uniform, "_reason", "not loaded yet")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("compiled again"))
+    assert fast_uniform.backend() == "compiled"

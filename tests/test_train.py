@@ -64,7 +64,7 @@ def test_best_and_last_checkpoints_are_kept_and_reload(static_add_run):
     assert (ckpts / "last.ckpt").exists() and (ckpts / "best.ckpt").exists()
     raw = torch.load(ckpts / "best.ckpt", weights_only=True)  # plain values only: no pickled code
     assert raw["hyper_parameters"]["task"]["op"] == "add"
-    system = ArithmeticSystem.load_from_checkpoint(ckpts / "best.ckpt")
+    system = ArithmeticSystem.load_from_checkpoint(ckpts / "best.ckpt", weights_only=True)
     x, y = system.task.fixed_set("test/extrap")
     with torch.no_grad():
         mse = (system.model(x) - y).pow(2).mean().item()

@@ -9,10 +9,16 @@ writing the generator's state through ``get_state``/``set_state``, so the values
 state afterwards are torch's own.
 
 The kernel is compiled with the machine's C compiler (``$CC``, else ``cc``) on first use and cached under
-``$NALU_SUITE_CACHE`` (default ``~/.cache/nalu-suite``), keyed by the source, compiler and CPU. Before it is
-used, its draws are compared with torch's on probe generators; if they differ (a torch that changed its
-generator or the layout of its state), or there is no compiler, or ``NALU_SUITE_NATIVE=0`` is set,
-``uniform_`` falls back to torch's kernel: slower, never different. ``backend()`` says which is in use.
+``$NALU_SUITE_CACHE`` (default ``~/.cache/nalu-suite``, created owner-only), keyed by the source, compiler
+and CPU. A cached library is loaded only if it can be trusted: the cache directory and the file are owned
+by the current user and writable by no one else (group and others), and the file is a regular file. A
+cached file that fails the check is compiled afresh and replaced; a cache directory that fails it (or
+cannot be created) is not used at all: the kernel is compiled into a fresh private directory
+(``tempfile.mkdtemp``, mode 0700), loaded and the directory removed (a warning says why). No file at a
+predictable shared path is ever loaded. Before it is used, the kernel's draws are compared with torch's
+on probe generators; if they differ (a torch that changed its generator or the layout of its state), or
+there is no compiler, or ``NALU_SUITE_NATIVE=0`` is set, ``uniform_`` falls back to torch's kernel: slower,
+never different. ``backend()`` says which is in use.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ import math
 import os
 import platform
 import shlex
+import shutil
+import stat
 import subprocess
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +136,7 @@ def _load():
 def _load_checked():
     if os.environ.get("NALU_SUITE_NATIVE", "1") == "0":
         raise RuntimeError("NALU_SUITE_NATIVE=0")
-    fill = ctypes.CDLL(str(_compiled_library())).fill_uniform
+    fill = _open_library().fill_uniform
     fill.restype = None
     fill.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_float, ctypes.c_float, ctypes.c_int]
     for fused in (1, 0):  # torch's kernel uses an fma where it was compiled for FMA hardware
@@ -157,26 +166,75 @@ def _agrees_with_torch(fill, fused: int) -> bool:
     return True
 
 
-def _compiled_library() -> Path:
-    """The kernel's shared library, compiled into the cache unless it is there already."""
+def _open_library() -> ctypes.CDLL:
+    """The kernel's shared library, opened: the trusted cached copy, else one compiled just now (into the
+    cache if the cache directory can be trusted, else into a private directory removed after loading)."""
     compiler = shlex.split(os.environ.get("CC") or "cc")
-    key = hashlib.sha256(
-        b"\0".join(
-            [SOURCE.read_bytes(), " ".join(compiler).encode(), platform.machine().encode(), _cpu_flags()]
-        )
-    ).hexdigest()[:16]
+    name = f"fast_uniform-{_cache_key(compiler)}.so"
+    cache = _cache_dir()
+    if cache is not None:
+        library = cache / name
+        if not _trusted(library, directory=False):  # missing, or not ours alone: compile, replacing it
+            _compile(compiler, cache, library)
+        return ctypes.CDLL(str(library))
+    private = Path(tempfile.mkdtemp(prefix="nalu-suite-"))  # new, random name, mode 0700
+    try:
+        library = private / name
+        _compile(compiler, private, library)
+        return ctypes.CDLL(str(library))  # the mapping outlives the file
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _cache_key(compiler: list[str]) -> str:
+    """What the compiled library depends on: the source, the compiler and the CPU."""
+    parts = [SOURCE.read_bytes(), " ".join(compiler).encode(), platform.machine().encode(), _cpu_flags()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def _cache_dir() -> Path | None:
+    """The cache directory, created owner-only if missing; ``None`` (with a warning) if it cannot be
+    created or is not trusted (then nothing in it is loaded or written)."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nalu-suite"
     cache = Path(os.environ.get("NALU_SUITE_CACHE") or default)
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        problem = f"cannot be created ({err.strerror or type(err).__name__})"
+    else:
+        if _trusted(cache, directory=True):
+            return cache
+        problem = "is not owned by this user alone (it must be yours and not group/world-writable)"
+    warnings.warn(
+        f"fast_uniform: the kernel cache {cache} {problem}; compiling into a private temporary directory "
+        "instead (set NALU_SUITE_CACHE to a directory of yours with mode 0700 to cache it)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return None
+
+
+def _trusted(path: Path, directory: bool) -> bool:
+    """Whether ``path`` is a directory (or regular file) owned by the current user that neither its group
+    nor others may write: only then may what it holds (or it) be loaded as code."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # no POSIX owners (Windows): trust no cache
+        return False
+    try:
+        info = os.stat(path)
     except OSError:
-        cache = Path(tempfile.gettempdir())
-    library = cache / f"fast_uniform-{key}.so"
-    if library.exists():
-        return library
+        return False
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    return kind(info.st_mode) and info.st_uid == getuid() and not writable_by_others
+
+
+def _compile(compiler: list[str], directory: Path, library: Path) -> None:
+    """Compile the kernel into ``library`` (in ``directory``, a trusted one): written under a fresh name,
+    made owner-writable only, then moved into place atomically (parallel runs may compile at once)."""
     failures = []
     for flags in _FLAG_ATTEMPTS:
-        fd, partial = tempfile.mkstemp(suffix=".so", dir=cache)
+        fd, partial = tempfile.mkstemp(suffix=".so", dir=directory)
         os.close(fd)
         command = [*compiler, *flags, "-ffp-contract=off", "-shared", "-fPIC", "-o", partial, str(SOURCE)]
         try:
@@ -185,8 +243,13 @@ def _compiled_library() -> Path:
             Path(partial).unlink(missing_ok=True)
             raise RuntimeError(f"cannot run the C compiler {compiler[0]!r}: {err}") from None
         if done.returncode == 0:
-            os.replace(partial, library)  # atomic: parallel runs may compile at once
-            return library
+            try:
+                os.chmod(partial, 0o755)  # the linker's mode follows the umask: no group/world write
+                os.replace(partial, library)
+            except OSError as err:
+                Path(partial).unlink(missing_ok=True)
+                raise RuntimeError(f"cannot write the compiled kernel to {library}: {err}") from None
+            return
         Path(partial).unlink(missing_ok=True)
         failures.append(f"{shlex.join(command)}: {done.stderr.strip()[-300:]}")
     raise RuntimeError("compiling the kernel failed: " + " | ".join(failures))
