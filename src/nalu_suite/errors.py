@@ -49,3 +49,23 @@ def check_int(what: str, value, low: int, high: int | None = None) -> int:
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ConfigError(f"{what}={value!r} must be an integer {bound}")
     return value
+
+
+def check_number(what: str, value, low: float | None = None, *, above: bool = False) -> float:
+    """Return ``float(value)``; raise :class:`ConfigError` unless it is a finite number (not a bool or a
+    string) ``>= low`` (``> low`` with ``above``; ``low=None``: no bound)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+        raise ConfigError(f"{what}={value!r} must be a finite number{bound}")
+    if low is not None and (value <= low if above else value < low):
+        raise ConfigError(f"{what}={value!r} must be {'>' if above else '>='} {low:g}")
+    return float(value)
+
+
+def clip_text(text: str, limit: int = 80) -> str:
+    """``text`` with its whitespace runs (tabs, newlines) made single spaces, cut to ``limit`` characters
+    with an ellipsis: a user's value echoed inside a one-line message or a tab-separated line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

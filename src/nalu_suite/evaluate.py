@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nalu_suite.errors import ConfigError
+from nalu_suite.errors import ConfigError, check_positive_int
 from nalu_suite.results import add_success, print_results, write_results
 
 CHECKPOINT_KEYS = ("hyper_parameters", "state_dict")
@@ -23,6 +23,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is a directory; give a checkpoint file "
+            f"(e.g. {path}/checkpoints/best.ckpt)"
+        )
     if not path.is_file():
         raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
     try:
@@ -61,6 +66,34 @@ def task_overrides(overrides: list[str], composed_task: dict) -> dict[str, Any]:
     return {k: composed_task[k] for k in keys}
 
 
+def check_same_task(overrides: list[str], trained: str | None) -> None:
+    """``task=OTHER`` cannot change the checkpoint's task (its model and weights are that task's)."""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key == "task" and value != trained:
+            raise ConfigError(
+                f"task={value} but the checkpoint is of task {trained!r}; nalu-eval tests the checkpoint's "
+                "own task (change its values with task.KEY=VALUE)"
+            )
+
+
+def load_weights(system, state_dict: dict[str, Any], changed: dict[str, Any]) -> None:
+    """Load the checkpoint's weights; a changed task value that changes the model's shape (e.g.
+    ``task.hidden_size``) is a ``ConfigError`` naming it and the first mismatching weight."""
+    try:
+        system.load_state_dict(state_dict)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines()]
+        first = next(
+            (line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0]
+        )
+        values = ", ".join(f"task.{k}={v!r}" for k, v in changed.items()) or "the checkpoint's task values"
+        raise ConfigError(
+            f"{values} does not fit the checkpoint's model ({first}); only values that keep the model's "
+            "shape (ranges, lengths, sizes of the test sets) can change"
+        ) from None
+
+
 def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None) -> dict[str, float]:
     """Test the checkpoint; write ``results.json`` into ``output_dir``; return the metrics."""
     from omegaconf import OmegaConf
@@ -71,16 +104,18 @@ def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None
     started = time.time()
     raw = load_checkpoint(ckpt_path)
     hp = raw["hyper_parameters"]
+    check_same_task(overrides, hp["task"].get("name"))
     cfg = compose([f"task={hp['task']['name']}", *overrides])
     task_cfg = dict(hp["task"]) | task_overrides(overrides, OmegaConf.to_container(cfg.task, resolve=True))
     build_task(task_cfg, hp["unit"], int(hp["seed"]))  # validates the changed values before any work
+    check_positive_int("batch_size", cfg.get("batch_size", 1))
 
     import lightning as L
 
     from nalu_suite.system import ArithmeticSystem
 
     system = ArithmeticSystem(**(dict(hp) | {"task": task_cfg}))
-    system.load_state_dict(raw["state_dict"])
+    load_weights(system, raw["state_dict"], task_overrides(overrides, task_cfg))
     run_dir = (
         Path(output_dir)
         if output_dir

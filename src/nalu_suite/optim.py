@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from nalu_suite.errors import ConfigError, check_choice
+from nalu_suite.errors import ConfigError, check_choice, check_number
 
 log = logging.getLogger("nalu_suite")
 
@@ -21,9 +21,28 @@ OPTIMIZERS = {
 SCHEDULES = ("none", "cosine")
 
 
+#: the keys of ``optim`` that are ours; the others are the optimiser's keyword arguments
+OWN_KEYS = ("name", "schedule", "final_lr_factor", "whiten_from")
+
+
 def check_optim(optim: dict[str, Any]) -> None:
-    check_choice("optim.name", optim.get("name", "adam"), OPTIMIZERS)
+    """Raise :class:`ConfigError` (one line naming the key and what is valid) for a bad ``optim`` config:
+    an unknown optimiser or schedule, a learning rate that is not a positive finite number (a negative one
+    trains by gradient ascent), a ``final_lr_factor`` outside [0, 1], or keyword arguments the optimiser
+    refuses (an unknown key, a bad ``betas``, a negative ``weight_decay``)."""
+    name = optim.get("name", "adam")
+    check_choice("optim.name", name, OPTIMIZERS)
     check_choice("optim.schedule", optim.get("schedule", "none"), SCHEDULES)
+    check_number("optim.lr", optim.get("lr", 1e-3), 0, above=True)
+    factor = check_number("optim.final_lr_factor", optim.get("final_lr_factor", 0.01), 0)
+    if factor > 1:
+        raise ConfigError(f"optim.final_lr_factor={factor:g} must be in [0, 1] (the final lr is factor * lr)")
+    kwargs = {k: v for k, v in optim.items() if k not in OWN_KEYS}
+    try:  # the optimiser checks its own arguments; try them on one dummy parameter
+        OPTIMIZERS[name]([torch.zeros(1, requires_grad=True)], **kwargs)
+    except (TypeError, ValueError) as err:
+        given = ", ".join(f"optim.{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(f"{given}: torch.optim.{OPTIMIZERS[name].__name__} refuses them ({err})") from None
     start = optim.get("whiten_from")
     if start is not None:
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:

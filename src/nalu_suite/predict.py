@@ -3,12 +3,13 @@
     python -m nalu_suite.predict CKPT "seven hundred and seventy seven" "Forty-two"
     python -m nalu_suite.predict CKPT --per-token "seven hundred and seventy seven"
 
-Prints one line per phrase: the phrase as given, a tab, the predicted integer (the model's output
-rounded). ``--per-token`` adds one line per word with the prediction after that word (two spaces,
-the word, a tab, the prediction). Input is normalised first: case does not matter, hyphens split
-words and the "and" after "hundred" may be left out. Bad input (a missing or unreadable file, a
-checkpoint of another task, an empty phrase, a word outside the vocabulary, words that are not a
-number from 0 to 999) prints one line ``error: ...`` on stderr and exits with status 2.
+Prints one line per phrase: the phrase (tabs, newlines and runs of spaces made one space), a tab, the
+predicted integer (the model's output rounded). ``--per-token`` adds one line per word with the
+prediction after that word (two spaces, the word, a tab, the prediction). Input is normalised first:
+case does not matter, hyphens split words and the "and" after "hundred" may be left out. Bad input (a
+missing or unreadable file, a checkpoint of another task, an empty phrase, a word outside the
+vocabulary, words that are not a number from 0 to 999) prints one line ``error: ...`` on stderr and
+exits with status 2.
 
 CKPT is a checkpoint written by ``python train.py task=num2words`` (``checkpoints/best.ckpt`` in the
 run directory). It is read with ``torch.load(weights_only=True)``, so loading it runs no pickled code,
@@ -18,10 +19,13 @@ and the model is rebuilt from the hyper-parameters stored in it; Lightning is no
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import torch
+
+from nalu_suite.errors import clip_text
 
 TASK_NAME = "num2words"
 
@@ -69,7 +73,10 @@ def read_phrases(phrases: list[str]) -> list[list[str]]:
         try:
             words.append(normalize_phrase(phrase))
         except PhraseError as err:
-            raise PredictError(f"{phrase!r}: {err}") from err
+            # the phrase cut to a readable length (a 10,000-word phrase stays one short line), and any
+            # overlong word the message quotes cut too
+            reason = re.sub(r"\S{41,}", lambda m: m.group()[:39] + "…", str(err))
+            raise PredictError(f"{clip_text(phrase)!r}: {reason}") from err
     return words
 
 
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for phrase, phrase_words, values in zip(
         args.phrases, words, per_token_predictions(model, words), strict=True
     ):
-        print(f"{phrase}\t{round(values[-1])}")
+        print(f"{' '.join(phrase.split())}\t{round(values[-1])}")  # a tab or newline in it: one field
         if args.per_token:
             for word, value in zip(phrase_words, values, strict=True):
                 print(f"  {word}\t{value:.2f}")

@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from nalu_suite.errors import ConfigError
+from nalu_suite.errors import ConfigError, check_int, check_number, check_positive_int
 from nalu_suite.optim import check_optim
 from nalu_suite.recipes import check_auto
 from nalu_suite.tasks import build_task
@@ -39,10 +39,120 @@ def validate(cfg: DictConfig):
         check_auto(cfg)
     except InterpolationResolutionError as err:
         raise ConfigError(resolver_message(err)) from err
+    if str(cfg.get("replicas", 1)) == "1" and not cfg.get("replicas_engine"):  # replicas refuse ckpt_path
+        check_checkpoint_task(cfg.get("ckpt_path"), cfg.task.get("name"))
     check_optim(to_plain(cfg.optim))
-    if int(cfg.get("batch_size", 1)) < 1:
-        raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
-    return build_task(to_plain(cfg.task), to_plain(cfg.unit), int(cfg.seed))
+    check_run_values(cfg)
+    check_trainer(cfg)
+    check_regularizer(to_plain(cfg.get("regularizer")))
+    task_cfg = to_plain(cfg.task)
+    for key in EVAL_SIZE_KEYS:
+        if key in task_cfg:
+            check_positive_int(f"task.{key}", task_cfg[key])
+    return build_task(task_cfg, to_plain(cfg.unit), int(cfg.seed))
+
+
+#: the seeds numpy (and so Lightning's ``seed_everything``) accepts
+MAX_SEED = 2**32 - 1
+#: the tasks' evaluation set sizes: an empty evaluation set leaves a run with no validation metric
+EVAL_SIZE_KEYS = ("eval_size", "extrap_eval_size")
+
+
+def check_run_values(cfg: DictConfig) -> None:
+    """The top-level values every run uses: ``seed``, ``batch_size``, ``replicas``, ``threads``."""
+    seed = check_int("seed", cfg.get("seed", 0), 0, MAX_SEED)
+    check_positive_int("batch_size", cfg.get("batch_size", 1))
+    replicas = check_positive_int("replicas", cfg.get("replicas", 1))
+    if seed + replicas - 1 > MAX_SEED:
+        raise ConfigError(f"seed={seed} with replicas={replicas}: the seeds must stay <= {MAX_SEED}")
+    threads = cfg.get("threads")
+    if threads is not None:
+        check_positive_int("threads (null: torch's default)", threads)
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """The trainer values that otherwise fail inside Lightning (a traceback, or one per DDP process), or
+    never validate: ``max_steps``, ``val_check_interval``, the accelerator and the process count."""
+    trainer = to_plain(cfg.trainer)
+    max_steps = trainer.get("max_steps", -1)
+    if max_steps != -1:
+        check_positive_int("trainer.max_steps (-1: no step limit)", max_steps)
+    every = trainer.get("val_check_interval")
+    if isinstance(every, float) and not isinstance(every, bool) and 0 < every <= 1:
+        pass  # a fraction of an epoch
+    elif every is not None:
+        check_positive_int("trainer.val_check_interval (steps, or a fraction of an epoch in (0, 1])", every)
+        if max_steps != -1 and trainer.get("check_val_every_n_epoch") is None and every > max_steps:
+            raise ConfigError(
+                f"trainer.val_check_interval={every} is more than trainer.max_steps={max_steps}: the run "
+                f"would never validate (no best checkpoint, no validation metrics); "
+                f"set trainer.val_check_interval to at most {max_steps}"
+            )
+    check_devices(trainer, int(cfg.get("batch_size", 1)))
+
+
+def check_devices(trainer: dict[str, Any], batch_size: int) -> None:
+    """A GPU accelerator needs a GPU; DDP's processes must split the global batch evenly (checked here,
+    before Lightning starts the processes, each of which would fail with a traceback)."""
+    import torch
+
+    accelerator = str(trainer.get("accelerator") or "auto")
+    devices = trainer.get("devices", "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but this machine has no CUDA GPU; use trainer=cpu "
+            "(one process) or trainer=ddp_cpu (several CPU processes)"
+        )
+    if isinstance(devices, bool) or (isinstance(devices, int) and devices != -1 and devices < 1):
+        raise ConfigError(f"trainer.devices={devices!r} must be a positive integer, -1 (all) or auto")
+    if "ddp" not in str(trainer.get("strategy") or ""):
+        return
+    if isinstance(devices, int) and devices >= 1:
+        count = devices
+    elif isinstance(devices, list):
+        count = len(devices)
+    elif (
+        devices in (-1, "-1", "auto") and accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    ):
+        count = torch.cuda.device_count()
+    else:
+        return  # Lightning decides (e.g. devices=auto on CPU)
+    nodes = trainer.get("num_nodes") or 1
+    processes = count * int(nodes)
+    if batch_size % processes:
+        over = f" x trainer.num_nodes={nodes}" if nodes != 1 else ""
+        raise ConfigError(
+            f"batch_size={batch_size} is not divisible by the {processes} processes "
+            f"(trainer.devices={devices!r}{over}); batch_size is the global batch, split evenly across "
+            f"processes: use a multiple of {processes}"
+        )
+
+
+def check_regularizer(reg: dict[str, Any]) -> None:
+    """``regularizer.weight`` >= 0; ``start`` and ``end`` steps >= 0."""
+    if not reg:
+        return
+    check_number("regularizer.weight", reg.get("weight", 0.0), 0)
+    for key in ("start", "end"):
+        check_int(f"regularizer.{key}", reg.get(key, 0), 0)
+
+
+def check_checkpoint_task(ckpt_path: str | None, task_name: str | None) -> None:
+    """A checkpoint to resume from must be a readable nalu-suite checkpoint (``evaluate.load_checkpoint``:
+    one line for a directory, random bytes, a foreign or malicious file) of this run's task (``last``,
+    this run's own, is checked by :func:`resolve_checkpoint`)."""
+    if ckpt_path in (None, "", "null", "last"):
+        return
+    from nalu_suite.evaluate import load_checkpoint
+
+    ckpt_path = str(ckpt_path)
+
+    trained = load_checkpoint(ckpt_path)["hyper_parameters"]["task"].get("name")
+    if trained != task_name:
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} is a checkpoint of task {trained!r}, not {task_name!r}; "
+            f"resume it with task={trained}"
+        )
 
 
 def resolver_message(err: Exception) -> str:
@@ -74,9 +184,15 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
         if not last.exists():
             raise ConfigError(f"ckpt_path=last but {last} does not exist; nothing to resume")
         return str(last)
-    if not Path(ckpt_path).exists():
-        raise ConfigError(f"ckpt_path={ckpt_path!r}: no such file")
-    return ckpt_path
+    path = Path(str(ckpt_path))
+    if path.is_dir():
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is a directory; give a checkpoint file "
+            f"(e.g. {path}/checkpoints/last.ckpt)"
+        )
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
+    return str(ckpt_path)  # its contents are checked by validate (check_checkpoint_task)
 
 
 #: the extra that installs each optional logger's package

@@ -5,7 +5,8 @@ says (Madsen & Johansen 2020). After every optimiser step the
 units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]).
 
 Only plain values go into ``save_hyperparameters``, so
-``ArithmeticSystem.load_from_checkpoint(path, weights_only=True)`` rebuilds the model from the checkpoint alone.
+``ArithmeticSystem.load_from_checkpoint(path, weights_only=True)`` rebuilds the model from the checkpoint
+alone.
 """
 
 from __future__ import annotations

@@ -65,36 +65,57 @@ def build_callbacks(cfg: DictConfig, task) -> list:
 
 
 def train_lightning(cfg: DictConfig) -> dict[str, Any]:
-    """One seed with Lightning's ``Trainer``: fit, then test the best checkpoint by ``task.monitor``."""
+    """One seed with Lightning's ``Trainer``: fit, then test the best checkpoint by ``task.monitor``.
+
+    ``ckpt_path`` resumes: the checkpoint must have the same task/unit/optim/regularizer/seed values
+    (else ``ConfigError``); the CSV history before its step is kept. Ctrl-C raises ``KeyboardInterrupt``
+    (Lightning's own handler exits instead), with ``last.ckpt`` from the latest validation."""
     started = time.time()
     validate(cfg)
 
     import lightning as L
     from lightning.pytorch.callbacks import ProgressBar
 
+    from nalu_suite.checkpointing import check_resume, resume_from
     from nalu_suite.system import ArithmeticSystem
 
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
+    system_kwargs = build_system_kwargs(cfg)
+    resumed_step = check_resume(ckpt_path, system_kwargs) if ckpt_path else None
     configure_torch(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    system = ArithmeticSystem(**build_system_kwargs(cfg))
+    system = ArithmeticSystem(**system_kwargs)
     datamodule = system.task.build_datamodule(cfg.paths.data_dir, int(cfg.batch_size))
     callbacks = build_callbacks(cfg, system.task)
+    loggers = build_loggers(cfg)
+    if resumed_step is not None:
+        resume_from(loggers, resumed_step)  # csv/metrics.csv keeps the rows before the checkpoint
     trainer = L.Trainer(
         **to_plain(cfg.trainer),
         callbacks=callbacks,
-        logger=build_loggers(cfg) or False,
+        logger=loggers or False,
         enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
         enable_checkpointing=True,
         default_root_dir=str(run_dir),
     )
-    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
-    fit_metrics = dict(trainer.callback_metrics)
-    has_best = any(getattr(cb, "best_model_path", "") for cb in trainer.checkpoint_callbacks)
-    trainer.test(system, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        fit_metrics = dict(trainer.callback_metrics)
+        has_best = any(getattr(cb, "best_model_path", "") for cb in trainer.checkpoint_callbacks)
+        trainer.test(
+            system,
+            datamodule=datamodule,
+            ckpt_path="best" if has_best else None,
+            verbose=False,
+            weights_only=True,
+        )
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its on_exception hooks
+            raise KeyboardInterrupt from None
+        raise
 
     best = next(
         (cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.best_model_score is not None), None

@@ -11,11 +11,12 @@ A Hydra app over ``conf/eval.yaml`` (``--help``, ``--cfg job``, ``-m`` work as f
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from nalu_suite.config import conf_dir
-from nalu_suite.errors import ConfigError
+from nalu_suite.errors import ConfigError, clip_text
 from nalu_suite.evaluate import evaluate
 
 #: keys of conf/eval.yaml itself; every other override is passed on as a ``nalu-train`` override
@@ -31,10 +32,17 @@ def run(cfg: DictConfig) -> None:
         for item in HydraConfig.get().overrides.task
         if item.lstrip("+~").split("=", 1)[0].split(".")[0] not in OWN_KEYS
     ]
+    from omegaconf.errors import OmegaConfBaseException
+
+    from nalu_suite.cli.hydra_app import one_line
+
     try:
         evaluate(str(cfg.ckpt_path), overrides, str(cfg.paths.output_dir))
-    except (ConfigError, HydraException) as err:
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except (HydraException, OmegaConfBaseException) as err:  # an override the config refuses
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -43,19 +51,36 @@ def task_values_as_additions(argv: list[str]) -> list[str]:
     return [f"++{arg}" if arg.startswith("task.") else arg for arg in argv]
 
 
+def argument_error(args: list[str]) -> str | None:
+    """What is wrong with the command line before Hydra starts (and creates a run directory), or None."""
+    asks_help = any(a in ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info") for a in args)
+    if asks_help:
+        return None
+    paths = [a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")]
+    if not paths:
+        return "ckpt_path=PATH is required (nalu-eval ckpt_path=<run dir>/checkpoints/best.ckpt)"
+    for arg in args:
+        if arg.lstrip("+~").startswith("task="):
+            return (
+                f"{arg}: nalu-eval tests the task the checkpoint was trained on; change its values with "
+                "task.KEY=VALUE (e.g. task.extrap_length=2000)"
+            )
+    sweep = any(a in ("-m", "--multirun") for a in args) or "," in paths[-1]
+    if not sweep and not Path(paths[-1]).is_file():
+        return f"ckpt_path={clip_text(paths[-1])!r}: no such file"
+    return None
+
+
 def main() -> None:
-    import hydra
+    from nalu_suite.cli.hydra_app import run_hydra_app
 
     args = sys.argv[1:]
-    asks_help = any(a in ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info") for a in args)
-    if not asks_help and not any(a.startswith("ckpt_path=") for a in args):
-        print(
-            "error: ckpt_path=PATH is required (nalu-eval ckpt_path=<run dir>/checkpoints/best.ckpt)",
-            file=sys.stderr,
-        )
+    problem = argument_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     sys.argv[1:] = task_values_as_additions(args)
-    hydra.main(config_path=str(conf_dir()), config_name="eval", version_base="1.3")(run)()
+    run_hydra_app(str(conf_dir()), "eval", run, run_dir_key="output_dir")
 
 
 if __name__ == "__main__":

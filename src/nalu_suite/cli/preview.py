@@ -15,6 +15,7 @@ import sys
 
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from nalu_suite.config import compose
 from nalu_suite.errors import ConfigError
@@ -28,7 +29,16 @@ def run(argv: list[str]) -> int:
     n, overrides = 5, []
     for arg in argv:
         if arg.startswith("n="):
-            n = int(arg[2:])
+            try:
+                n = int(arg[2:])
+            except ValueError:
+                n = -1
+            if n < 1:
+                print(
+                    f"config error: n={arg[2:]!r} must be a positive integer (samples to print)",
+                    file=sys.stderr,
+                )
+                return 2
         else:
             overrides.append(arg)
     try:
@@ -39,8 +49,13 @@ def run(argv: list[str]) -> int:
             int(cfg.seed),
         )
         rows = task.preview(n)
-    except (ConfigError, HydraException) as err:
+    except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as err:  # an unknown option or key, bad syntax
+        from nalu_suite.cli.hydra_app import one_line
+
+        print(f"config error: {one_line(err)}", file=sys.stderr)
         return 2
     for row in rows:
         print(json.dumps(row))

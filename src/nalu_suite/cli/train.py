@@ -6,7 +6,7 @@
 
 Config mistakes end with one line naming the value and the valid choices (exit 2); a diverging run ends
 with one line naming the step and the last good checkpoint (exit 3), or inside a sweep records the job as
-a failure and goes on.
+a failure and goes on. Ctrl-C ends with one line holding the command that resumes the run (exit 130).
 """
 
 from __future__ import annotations
@@ -74,6 +74,29 @@ def save_resolved_config(cfg: DictConfig) -> None:
         )
 
 
+def resume_command(cfg: DictConfig, run_dir: Path) -> str:
+    """The command line that continues this run: its overrides, ``ckpt_path=last`` and its directory."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
+    program = sys.argv[0]
+    command = ["python", program] if program.endswith(".py") else [Path(program).name]
+    return shlex.join([*command, *kept, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
+
+
+def interrupted_message(cfg: DictConfig) -> str:
+    """One line for Ctrl-C: how to resume (or why this run cannot)."""
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    if str(cfg.get("replicas", 1)) != "1" or cfg.get("replicas_engine"):
+        return f"interrupted; replicas runs do not resume (run directory {run_dir})"
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return f"interrupted before the first checkpoint; nothing to resume in {run_dir}"
+    return f"interrupted; resume with: {resume_command(cfg, run_dir)}"
+
+
 def run(cfg: DictConfig) -> float | None:
     """Hydra task function: train ``cfg`` and return the sweep objective."""
     try:
@@ -83,6 +106,9 @@ def run(cfg: DictConfig) -> float | None:
     except (ConfigError, OmegaConfBaseException) as err:
         print(f"config error: {resolver_message(err)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(interrupted_message(cfg), file=sys.stderr)
+        sys.exit(130)
     except DivergenceError as err:
         print(f"training diverged: {err}", file=sys.stderr)
         if not in_multirun():
@@ -98,15 +124,16 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console script: Hydra's command line over the package's configs; ``--cfg`` prints them resolved."""
-    import hydra
+    """Console script: Hydra's command line over the package's configs; ``--cfg`` prints them resolved.
+    Hydra's own config errors (an unknown option, key or run directory) are one line, exit 2."""
+    from nalu_suite.cli.hydra_app import run_hydra_app
 
     if (
         any(arg in ("--cfg", "-c") or arg.startswith("--cfg=") for arg in sys.argv)
         and "--resolve" not in sys.argv
     ):
         sys.argv.append("--resolve")
-    hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(run)()
+    run_hydra_app(str(conf_dir()), "train", run)
 
 
 if __name__ == "__main__":

@@ -130,14 +130,29 @@ def _raw_file_ok(path: Path, spec: IdxFile, verify_checksums: bool) -> bool:
     return not verify_checksums or (path.stat().st_size == spec.size and md5_of(path) == spec.md5)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _decompress(gz: Path, dest: Path) -> None:
-    """Gunzip ``gz`` to ``dest`` through a temporary file, so concurrent jobs never see half a file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    """Gunzip ``gz`` to ``dest`` through a temporary file, so concurrent jobs never see half a file.
+    The file gets the mode of any new file (0644 under the usual umask), not the temporary file's 0600."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    except OSError as err:
+        raise MnistFileError(
+            f"cannot write the decompressed MNIST files into {dest.parent} ({err.strerror or err}); "
+            "set paths.data_dir to a writable directory (or NALU_ROOT, which moves data/ and logs/)"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
             for block in iter(lambda: src.read(1 << 20), b""):
                 out.write(block)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
     except (OSError, EOFError, zlib.error) as err:
         raise MnistFileError(
