@@ -11,11 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nalu_suite.units import (
+    GNALU,
     INALU,
     NALU,
     NAU,
+    NMRU,
     NMU,
     NPU,
+    NRU,
     UNIT_NAMES,
     UNITS,
     Dense,
@@ -39,6 +42,8 @@ UNIT_CONFIGS: list[tuple[str, dict]] = [(name, {}) for name in UNIT_NAMES] + [
     ("nalu", {"shared_weights": False}),
     ("nalu", {"gate": "scalar"}),
     ("nalu", {"shared_weights": False, "gate": "scalar"}),
+    ("gnalu", {"shared_weights": False, "gate": "scalar"}),
+    ("nmru", {"sign_retrieval": False}),
 ]
 CONFIG_IDS = [name + "".join(f"-{k}={v}" for k, v in opts.items()) for name, opts in UNIT_CONFIGS]
 
@@ -77,7 +82,7 @@ def set_ideal(unit, w, gate: float | None = None) -> None:
         w_hat, m_hat = nac_raw(w)
         unit.W_hat.copy_(w_hat)
         unit.M_hat.copy_(m_hat)
-    elif isinstance(unit, NALU):
+    elif isinstance(unit, NALU):  # also G-NALU, whose raw values are rescaled below
         w_hat, m_hat = nac_raw(w)
         unit.W_hat.copy_(w_hat)
         unit.M_hat.copy_(m_hat)
@@ -90,6 +95,9 @@ def set_ideal(unit, w, gate: float | None = None) -> None:
         else:
             # input gate: G x with G = g/|g| * SAT saturates for positive inputs >= 1 (used with positive x)
             unit.G.fill_(math.copysign(SAT, g) if g != 0 else 0.0)
+        if isinstance(unit, GNALU):  # its tanh/sigmoid read the raw values through the slope ln(phi)
+            for p in unit.parameters():
+                p.div_(GNALU.slope)
     elif isinstance(unit, INALU):
         w_hat, m_hat = nac_raw(w)
         unit.W_hat_add.copy_(w_hat)
@@ -97,8 +105,10 @@ def set_ideal(unit, w, gate: float | None = None) -> None:
         unit.W_hat_mul.copy_(w_hat)
         unit.M_hat_mul.copy_(m_hat)
         unit.gate_logit.fill_(0.0 if gate is None else gate)
-    elif isinstance(unit, (NAU, NMU)):
+    elif isinstance(unit, (NAU, NMU, NRU)):
         unit.W.copy_(w)
+    elif isinstance(unit, NMRU):  # signed w: +1 multiplies by x_i (first half), -1 divides (second half)
+        unit.W.copy_(torch.cat([w.clamp_min(0.0), (-w).clamp_min(0.0)], dim=-1))
     elif isinstance(unit, (NPU, RealNPU)):
         unit.W_real.copy_(w)
         if unit.W_imag is not None:
@@ -130,6 +140,14 @@ OPS = {
 }
 ADDITIVE = {"add", "sub"}
 
+DIVISION_UNITS = [
+    ("nru", {}),
+    ("nru", {"sharpness": None}),
+    ("nmru", {}),
+    ("nmru", {"sign_retrieval": False}),
+    ("realnpu_mod", {}),
+]
+
 # (unit, options, op, input domain)
 REPRESENTABLE = [
     *[(u, {}, op, "signed") for u in ("linear", "nac_add", "nac", "nau") for op in ("add", "sub")],
@@ -147,6 +165,14 @@ REPRESENTABLE = [
     *[("nmu", {}, op, "signed") for op in ("mul", "square")],
     *[(u, {}, op, "signed") for u in ("npu", "realnpu") for op in ("mul", "div", "square")],
     *[(u, {}, "sqrt", "positive") for u in ("npu", "realnpu")],
+    # the division units (Mistry et al. 2021) and the golden-ratio NALU
+    *[(u, o, op, "signed") for u, o in DIVISION_UNITS for op in ("mul", "div", "square")],
+    ("realnpu_mod", {}, "sqrt", "positive"),
+    *[("gnalu", {"gate": "scalar"}, op, "signed") for op in ("add", "sub")],
+    ("gnalu", {}, "add", "positive"),
+    ("gnalu", {}, "mul", "at_least_one"),
+    ("gnalu", {}, "div", "at_least_one"),
+    *[("gnalu", {"gate": "scalar"}, op, "positive") for op in ("mul", "div", "square", "sqrt")],
 ]
 
 
@@ -299,7 +325,7 @@ def test_one_optimizer_step_changes_every_parameter(name, options):
 
 
 def test_regularizers_have_gradients():
-    for name in ("nau", "nmu", "inalu", "npu", "realnpu"):
+    for name in ("nau", "nmu", "inalu", "npu", "realnpu", "nru", "nmru", "realnpu_mod"):
         unit = build_unit(name, 3, 2)
         unit.regularizer().backward()
         grads = [p.grad for p in unit.parameters() if p.grad is not None]
@@ -461,7 +487,7 @@ def test_sparsity_error_hand_computed_values():
 
 def test_units_without_regulariser_return_zero():
     for name in UNIT_NAMES:
-        if name in ("nau", "nmu", "inalu", "npu", "realnpu"):
+        if name in ("nau", "nmu", "inalu", "npu", "realnpu", "nru", "nmru", "realnpu_mod"):
             continue
         reg = build_unit(name, 3, 2).regularizer()
         assert reg.shape == () and reg.item() == 0.0, name
@@ -537,7 +563,7 @@ def test_project_clamps_nau_nmu_and_npu_gate():
 
 
 def test_project_is_a_noop_for_unconstrained_units():
-    for name in ("nac_add", "nac_mul", "nalu", "inalu", "linear", "relu6"):
+    for name in ("nac_add", "nac_mul", "nalu", "gnalu", "inalu", "linear", "relu6"):
         unit = build_unit(name, 3, 2)
         with torch.no_grad():
             for p in unit.parameters():
@@ -590,6 +616,7 @@ def test_initialisations():
 def test_registry_names():
     expected = {"linear", "relu6", "relu", "tanh", "sigmoid", "softsign", "selu", "elu"}
     expected |= {"nac_add", "nac", "nac_mul", "nalu", "inalu", "nau", "nmu", "npu", "realnpu"}
+    expected |= {"gnalu", "nru", "nmru", "realnpu_mod"}
     assert set(UNIT_NAMES) == expected == set(UNITS)
     assert UNITS["nac"] is UNITS["nac_add"] is NACAdd
     for name in UNIT_NAMES:

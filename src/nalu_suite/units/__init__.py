@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 
 from .base import ArithmeticUnit, sparsity_error_of
+from .gnalu import GNALU
 from .inalu import INALU
 from .linear import (
     Dense,
@@ -25,9 +26,12 @@ from .linear import (
 from .nac import NACAdd, NACMul
 from .nalu import NALU
 from .nau import NAU
+from .nmru import NMRU
 from .nmu import NMU
 from .npu import NPU
+from .nru import NRU
 from .realnpu import RealNPU
+from .realnpu_mod import ModifiedRealNPU
 
 #: Unit name -> class; every class takes ``(in_features, out_features, **options)``.
 UNITS: dict[str, type[ArithmeticUnit]] = {
@@ -48,6 +52,10 @@ UNITS: dict[str, type[ArithmeticUnit]] = {
     "nmu": NMU,
     "npu": NPU,
     "realnpu": RealNPU,
+    "gnalu": GNALU,
+    "nru": NRU,
+    "nmru": NMRU,
+    "realnpu_mod": ModifiedRealNPU,
 }
 
 #: All registered unit names (``nac`` is an alias of ``nac_add``).
@@ -95,14 +103,18 @@ __all__ = [
     "DenseSigmoid",
     "DenseSoftsign",
     "DenseTanh",
+    "GNALU",
     "INALU",
     "Linear",
+    "ModifiedRealNPU",
     "NACAdd",
     "NACMul",
     "NALU",
     "NAU",
+    "NMRU",
     "NMU",
     "NPU",
+    "NRU",
     "RealNPU",
     "build_unit",
     "sparsity_error_of",

@@ -1,0 +1,102 @@
+"""Neural Multiplicative Reciprocal Unit, NMRU (Mistry, Li, Zhang & Hare, "Learning Division with Neural
+Arithmetic Logic Modules", arXiv 2110.05177, 2021; TMLR version "Exploring the Learning Mechanisms of Neural
+Division Modules", 2022). The equations are the NMRU with sign retrieval as implemented in the authors' code
+(``bmistry4/nalm-division``, ``ConcatReciprocalNMUSignRetrievalLayer``, ``--layer-type SignNMRU``, the
+variant of the paper's main results); the paper's section and equation numbers were not checked.
+
+The input is concatenated with its reciprocal and fed to an NMU on magnitudes, with a RealNPU-style sign:
+
+    x~   = [x, 1 / x]                                       (2 * in features; W has shape (out, 2 * in))
+    |y_j| = prod_k ( W_jk |x~_k| + 1 - W_jk ),               W in [0, 1]
+    y_j  = |y_j| * cos(pi * sum_k W_jk [x~_k < 0])
+
+So ``W_jk = 1`` on ``x_i`` multiplies by ``x_i``, on ``1 / x_i`` divides by it, ``0`` ignores it; e.g.
+``a / b`` is ``W = [1, 0 | 0, 1]`` and the cosine gives ``sign(a) sign(b)``.
+
+``sign_retrieval=False`` is the paper's vanilla NMRU (an ablation): the NMU on the signed ``x~``,
+``y_j = prod_k (W_jk x~_k + 1 - W_jk)``, which also carries the sign at discrete weights.
+
+Initialisation, clamp and regulariser are the authors' (NMU-style):
+
+* ``W ~ U[0.25, 0.75]``;
+* ``W`` clamped to ``[0, 1]`` by ``project_()`` after every optimiser step, and inside ``forward``;
+* ``regularizer()`` = NMU sparsity ``mean_jk min(|W_jk|, |1 - W_jk|)`` (the paper: lambda = 10, ramped in as
+  for the NRU; the ramp is the trainer's job).
+
+The paper trains it with gradient-norm clipping 1.0 and Adam at lr 1e-2 (trainer settings, not the unit's).
+
+Reciprocal (project change): the authors use ``1 / (x + eps)`` in training (``eps`` = float32 machine
+epsilon) and the exact ``1 / x`` in evaluation; the first has a pole at ``x = -eps`` and the second at 0.
+Here both modes use ``sign(x) / max(|x|, eps)`` with ``sign(0) := +1``: the exact reciprocal for
+``|x| >= eps`` (the paper's training value differs from it by a relative ``eps / |x|``), ``+-1 / eps`` below,
+and a zero gradient for ``|x| < eps``. The product is ``_numerics.bounded_prod`` (as in the NMU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._numerics import MAX_EXPONENT, bounded_prod, clamp_, linear
+from .base import ArithmeticUnit
+from .npu import NPU_EPS
+
+
+class NMRU(ArithmeticUnit):
+    """NMRU: an NMU over ``[x, 1/x]`` magnitudes with a cosine sign; ``W`` of shape ``(out, 2 in)``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        sign_retrieval: bool = True,
+        eps: float = NPU_EPS,
+        max_exponent: float = MAX_EXPONENT,
+    ) -> None:
+        super().__init__(in_features, out_features)
+        if not float(eps) > 0:
+            raise ValueError(f"NMRU eps={eps!r} must be > 0")
+        self.sign_retrieval = bool(sign_retrieval)
+        self.eps = float(eps)
+        self.max_exponent = max_exponent
+        self.W = nn.Parameter(torch.empty(out_features, 2 * in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.uniform_(self.W, 0.25, 0.75)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.clamp(self.W, 0.0, 1.0)
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        return {"W": self.weight}
+
+    def regularizer(self) -> torch.Tensor:
+        w = self.weight
+        return torch.minimum(w.abs(), (1 - w).abs()).mean()
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        clamp_(self.W, 0.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        inverse_magnitude = 1 / x.abs().clamp_min(self.eps)
+        if self.sign_retrieval:
+            magnitudes = torch.cat([x.abs(), inverse_magnitude], dim=-1)
+            factors = w * magnitudes.unsqueeze(-2) + (1 - w)  # (..., out, 2 in), all >= 0
+            negative = (x < 0).to(x.dtype)
+            sign = torch.cos(math.pi * linear(torch.cat([negative, negative], dim=-1), w))
+            return bounded_prod(factors, self.max_exponent) * sign
+        reciprocal = torch.where(x < 0, -inverse_magnitude, inverse_magnitude)
+        factors = w * torch.cat([x, reciprocal], dim=-1).unsqueeze(-2) + (1 - w)
+        return bounded_prod(factors, self.max_exponent)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, sign_retrieval={self.sign_retrieval}, eps={self.eps}, "
+            f"max_exponent={self.max_exponent}"
+        )

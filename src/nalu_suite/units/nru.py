@@ -1,0 +1,109 @@
+"""Neural Reciprocal Unit, NRU (Mistry, Li, Zhang & Hare, "Learning Division with Neural Arithmetic Logic
+Modules", arXiv 2110.05177, 2021; TMLR version "Exploring the Learning Mechanisms of Neural Division
+Modules", 2022). The equation below is the NRU as implemented in the authors' code
+(``bmistry4/nalm-division``, ``ReciprocalNMULayer``, ``mnac`` mode ``div``); the paper's section and equation
+numbers were not checked.
+
+    y_j = prod_i ( sign(x_i) * |x_i| ** W_ij * A(W_ij) + 1 - A(W_ij) ),   W in [-1, 1]
+
+``A(W)`` is a smooth stand-in for ``|W|``: ``tanh(1000 W) ** 2`` in training and exactly ``|W|`` in
+evaluation (as in the authors' code). At the discrete weights both agree: ``W = 1`` gives the factor ``x_i``,
+``W = -1`` gives ``1 / x_i`` (sign kept), ``W = 0`` gives the neutral factor 1. So the NRU represents any
+product of inputs and reciprocals, e.g. ``a / b`` with ``W = [1, -1]``. (Fractional weights mean different
+things in the two modes; e.g. ``W = 1/2`` is ``sign(x) sqrt|x|`` in training but
+``(sign(x) sqrt|x| + 1) / 2`` in evaluation, so a root is *not* representable.)
+
+Initialisation, clamp and regulariser are the authors' (NAU-style):
+
+* ``W ~ U[-r, r]``, ``r = min(0.5, sqrt(3) * sqrt(2 / (in + out)))``;
+* ``W`` clamped to ``[-1, 1]`` by ``project_()`` after every optimiser step, and inside ``forward``;
+* ``regularizer()`` = NAU sparsity ``mean_ij min(|W_ij|, |1 - |W_ij||)`` (the paper: lambda = 10, ramped in
+  over 20k -> 35k steps for 2 inputs; the ramp is the trainer's job).
+
+Project additions (numerics; not in the paper, whose code computes ``|x| ** W`` directly and gives
+``inf``/``nan`` at ``x = 0`` with ``W < 0``):
+
+* ``|x|`` is clamped below at ``eps`` (default float32 machine epsilon, ~1.19e-7) before the power, so
+  ``|x| ** W <= 1 / eps`` for ``W >= -1`` and the ``log|x|`` in the weight gradient is finite (an input with
+  ``0 < |x| < eps`` counts as ``sign(x) eps``, for either sign of ``W``, like the NPU's ``|x| + eps``). Since
+  ``sign(0) = 0``, an input that is exactly 0 gives the factor ``1 - A(W)``: 0 for ``W = +-1`` (so ``a / 0``
+  is 0, not inf) and 1 for ``W = 0``.
+* The product is ``_numerics.bounded_prod`` (as in the NMU): exact where ``|y| <= e**max_exponent``, finite
+  gradients with zero factors.
+
+Options: ``sharpness=1000`` (the ``tanh(sharpness W) ** 2`` of training; ``None`` uses ``|W|`` in training
+too), ``eps``, ``max_exponent``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._numerics import MAX_EXPONENT, bounded_prod, clamp_
+from .base import ArithmeticUnit
+from .npu import NPU_EPS
+
+
+class NRU(ArithmeticUnit):
+    """NRU: ``prod_i (sign(x_i) |x_i| ** W_ij A(W_ij) + 1 - A(W_ij))`` with ``W`` kept in ``[-1, 1]``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        sharpness: float | None = 1000.0,
+        eps: float = NPU_EPS,
+        max_exponent: float = MAX_EXPONENT,
+    ) -> None:
+        super().__init__(in_features, out_features)
+        if sharpness is not None and not float(sharpness) > 0:
+            raise ValueError(f"NRU sharpness={sharpness!r} must be > 0 (or None for |W| in training)")
+        if not float(eps) > 0:
+            raise ValueError(f"NRU eps={eps!r} must be > 0")
+        self.sharpness = None if sharpness is None else float(sharpness)
+        self.eps = float(eps)
+        self.max_exponent = max_exponent
+        self.W = nn.Parameter(torch.empty(out_features, in_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r = min(0.5, math.sqrt(3.0) * math.sqrt(2.0 / (self.in_features + self.out_features)))
+        nn.init.uniform_(self.W, -r, r)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.clamp(self.W, -1.0, 1.0)
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        return {"W": self.weight}
+
+    def regularizer(self) -> torch.Tensor:
+        w = self.weight.abs()
+        return torch.minimum(w, (1 - w).abs()).mean()
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        clamp_(self.W, -1.0, 1.0)
+
+    def relevance(self, w: torch.Tensor) -> torch.Tensor:
+        """``A(W)``: ``tanh(sharpness W) ** 2`` in training (unless ``sharpness=None``), ``|W|`` otherwise."""
+        if self.training and self.sharpness is not None:
+            return torch.tanh(self.sharpness * w).square()
+        return w.abs()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        a = self.relevance(w)
+        x = x.unsqueeze(-2)  # (..., 1, in)
+        power = torch.pow(x.abs().clamp_min(self.eps), w)  # (..., out, in), in [eps, max(|x|, 1/eps)]
+        factors = torch.sign(x) * power * a + (1 - a)
+        return bounded_prod(factors, self.max_exponent)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, sharpness={self.sharpness}, eps={self.eps}, "
+            f"max_exponent={self.max_exponent}"
+        )
