@@ -105,10 +105,10 @@ def set_ideal(unit, w, gate: float | None = None) -> None:
         unit.W_hat_mul.copy_(w_hat)
         unit.M_hat_mul.copy_(m_hat)
         unit.gate_logit.fill_(0.0 if gate is None else gate)
-    elif isinstance(unit, (NAU, NMU, NRU)):
-        unit.W.copy_(w)
     elif isinstance(unit, NMRU):  # signed w: +1 multiplies by x_i (first half), -1 divides (second half)
         unit.W.copy_(torch.cat([w.clamp_min(0.0), (-w).clamp_min(0.0)], dim=-1))
+    elif isinstance(unit, (NAU, NMU, NRU)):
+        unit.W.copy_(w)
     elif isinstance(unit, (NPU, RealNPU)):
         unit.W_real.copy_(w)
         if unit.W_imag is not None:

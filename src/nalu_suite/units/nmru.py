@@ -37,15 +37,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_prod, clamp_, linear
-from .base import ArithmeticUnit
+from ._numerics import MAX_EXPONENT, bounded_prod, linear
+from .nmu import NMU
 from .npu import NPU_EPS
 
 
-class NMRU(ArithmeticUnit):
-    """NMRU: an NMU over ``[x, 1/x]`` magnitudes with a cosine sign; ``W`` of shape ``(out, 2 in)``."""
+class NMRU(NMU):
+    """NMRU: an NMU over ``[x, 1/x]`` magnitudes with a cosine sign; ``W`` of shape ``(out, 2 in)``: the
+    NMU's weight, initialisation, clamp and regulariser over the ``2 in`` inputs ``[x, 1/x]``."""
 
     def __init__(
         self,
@@ -55,32 +55,12 @@ class NMRU(ArithmeticUnit):
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
     ) -> None:
-        super().__init__(in_features, out_features)
+        super().__init__(2 * in_features, out_features, max_exponent=max_exponent)  # W: (out, 2 in)
+        self.in_features = in_features
         if not float(eps) > 0:
             raise ValueError(f"NMRU eps={eps!r} must be > 0")
         self.sign_retrieval = bool(sign_retrieval)
         self.eps = float(eps)
-        self.max_exponent = max_exponent
-        self.W = nn.Parameter(torch.empty(out_features, 2 * in_features))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.uniform_(self.W, 0.25, 0.75)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return torch.clamp(self.W, 0.0, 1.0)
-
-    def effective_weights(self) -> dict[str, torch.Tensor]:
-        return {"W": self.weight}
-
-    def regularizer(self) -> torch.Tensor:
-        w = self.weight
-        return torch.minimum(w.abs(), (1 - w).abs()).mean()
-
-    @torch.no_grad()
-    def project_(self) -> None:
-        clamp_(self.W, 0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight

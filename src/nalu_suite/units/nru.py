@@ -37,18 +37,16 @@ too), ``eps``, ``max_exponent``.
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_prod, clamp_
-from .base import ArithmeticUnit
+from ._numerics import MAX_EXPONENT, bounded_prod
+from .nau import NAU
 from .npu import NPU_EPS
 
 
-class NRU(ArithmeticUnit):
-    """NRU: ``prod_i (sign(x_i) |x_i| ** W_ij A(W_ij) + 1 - A(W_ij))`` with ``W`` kept in ``[-1, 1]``."""
+class NRU(NAU):
+    """NRU: ``prod_i (sign(x_i) |x_i| ** W_ij A(W_ij) + 1 - A(W_ij))`` with ``W`` kept in ``[-1, 1]``: the
+    NAU's weight, initialisation, clamp and regulariser, its weights read as exponents."""
 
     def __init__(
         self,
@@ -58,7 +56,7 @@ class NRU(ArithmeticUnit):
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
     ) -> None:
-        super().__init__(in_features, out_features)
+        super().__init__(in_features, out_features)  # W, U[-r, r] as the NAU
         if sharpness is not None and not float(sharpness) > 0:
             raise ValueError(f"NRU sharpness={sharpness!r} must be > 0 (or None for |W| in training)")
         if not float(eps) > 0:
@@ -66,27 +64,6 @@ class NRU(ArithmeticUnit):
         self.sharpness = None if sharpness is None else float(sharpness)
         self.eps = float(eps)
         self.max_exponent = max_exponent
-        self.W = nn.Parameter(torch.empty(out_features, in_features))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        r = min(0.5, math.sqrt(3.0) * math.sqrt(2.0 / (self.in_features + self.out_features)))
-        nn.init.uniform_(self.W, -r, r)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return torch.clamp(self.W, -1.0, 1.0)
-
-    def effective_weights(self) -> dict[str, torch.Tensor]:
-        return {"W": self.weight}
-
-    def regularizer(self) -> torch.Tensor:
-        w = self.weight.abs()
-        return torch.minimum(w, (1 - w).abs()).mean()
-
-    @torch.no_grad()
-    def project_(self) -> None:
-        clamp_(self.W, -1.0, 1.0)
 
     def relevance(self, w: torch.Tensor) -> torch.Tensor:
         """``A(W)``: ``tanh(sharpness W) ** 2`` in training (unless ``sharpness=None``), ``|W|`` otherwise."""
