@@ -98,6 +98,11 @@ def test_unit_auto_is_resolved_in_the_config_to_the_ops_pair(make_cfg):
         assert (unit["first"], unit["second"]) == pair and unit["auto"] is True
     power = to_plain(make_cfg("task=static_arith", "task.op=sqrt").unit)
     assert power["name"] == "power" and power["second_options"] == {"gated": False, "signed": False}
+    add = make_cfg("task=static_arith", "task.op=add")  # the sparse add recipe: split init, plain Adam
+    assert to_plain(add.unit)["first_options"] == {"init": "split"} and add.optim.whiten_from is None
+    assert validate(add).build_model().first.init == "split"
+    sub = make_cfg("task=static_arith", "task.op=sub")  # one hidden unit: a - b is sparse by the clamp
+    assert sub.task.hidden_size == 1 and sub.optim.final_lr_factor == 1e-6
 
 
 def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_cfg):
@@ -106,14 +111,14 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
     from nalu_suite.recipes import recipe_keys
     from nalu_suite.runtime import to_plain
 
-    shared = make_cfg("task=static_arith", "task.op=add")
-    assert "add" not in shared.task.recipes, "the test needs an op without its own recipe"
+    shared = make_cfg("task=static_arith", "task.op=square")
+    assert "square" not in shared.task.recipes, "the test needs an op without its own recipe"
     recipe = OmegaConf.to_container(shared.task.recipes.sqrt)
     assert recipe, "the test needs an op with its own recipe"
     cfg = make_cfg("task=static_arith", "task.op=sqrt")
     for key, value in recipe.items():
         assert OmegaConf.select(cfg, key) == value
-        assert OmegaConf.select(shared, key) != value  # add keeps the shared recipe
+        assert OmegaConf.select(shared, key) != value  # square keeps the shared recipe
     key, value = next(iter(recipe.items()))
     mine = 0.123 if not isinstance(value, bool) else not value
     cfg = make_cfg("task=static_arith", "task.op=sqrt", f"{key}={mine}")

@@ -642,7 +642,7 @@ def test_build_unit_unknown_option_is_named(name):
 def test_build_unit_passes_valid_options_and_rejects_bad_values():
     unit = build_unit("nalu", 2, 1, shared_weights=False, gate="scalar", eps=1e-6)
     assert unit.W_hat_mul is not None and unit.gate_logit.shape == (1,) and unit.eps == 1e-6
-    assert "gate" in unit_options("nalu") and unit_options("nau") == ()
+    assert "gate" in unit_options("nalu") and unit_options("nau") == ("init",)
     with pytest.raises(ValueError, match="unknown gate 'foo'"):
         build_unit("nalu", 2, 1, gate="foo")
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
@@ -711,3 +711,22 @@ def test_stochastic_nmu_noise_cancels_exactly_for_discrete_weights_only():
     assert torch.equal(snmu.eval()(x), plain(x))  # evaluation has no noise
     with pytest.raises(ValueError, match="noise"):
         build_unit("nmu", 3, 1, noise=[0, 5])
+
+
+def test_nau_split_init_starts_every_input_different_in_the_two_units():
+    """``init="split"``: row 0 is +-r with random signs, the other rows 0, so every input's weights
+    differ between the units (symmetry breaking for the static task's sparse ``add``)."""
+    from nalu_suite.units import NAU
+
+    torch.manual_seed(0)
+    unit = NAU(100, 2, init="split")
+    r = min(0.5, math.sqrt(3.0) * math.sqrt(2.0 / 102))
+    assert torch.equal(unit.W[0].abs(), torch.full((100,), r))
+    assert 30 < int((unit.W[0] > 0).sum()) < 70  # random signs
+    assert torch.equal(unit.W[1], torch.zeros(100))
+    torch.manual_seed(0)
+    assert not torch.equal(NAU(100, 2).W, unit.W)  # the default init is untouched
+    with pytest.raises(ValueError, match="init='splat' is not valid; choose one of: uniform, split"):
+        NAU(4, 2, init="splat")
+    with pytest.raises(ValueError, match="needs at least 2 outputs"):
+        NAU(4, 1, init="split")
