@@ -12,7 +12,7 @@ included) is reported too, as are rates per CPU-second of the child process, whi
 wall-clock rates on a shared machine. "R separate runs" run one after another, so their rate is the
 rate of one plain run whatever R is; two at a time on two cores would at best double it (the last
 column divides by that best case). Each R runs once per ``--replica-data`` mode (who draws the next
-batches while the model trains: a forked process or a thread, ``replica_data.py``), side by side.
+batches while the model trains: a forked process or a thread, ``nalu_suite/replicas/data.py``), side by side.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m nalu_suite.predict CKPT PHRASE...``: output format, normalisation and one-line errors."""
+"""``nalu-predict CKPT PHRASE...``: output format, normalisation and one-line errors."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class BatchStream(IterableDataset):
     def splittable(self) -> bool:
         """Whether the sampler takes ``out=``; such a sampler must also draw ``n`` samples in pieces from
         one generator exactly as in one call (true of ``uniform_`` fills, which use the generator element
-        by element), so a chunk can be drawn a few batches at a time (``replica_data.py``)."""
+        by element), so a chunk can be drawn a few batches at a time (``replicas/data.py``)."""
         return "out" in inspect.signature(self.sample).parameters
 
     def __iter__(self):

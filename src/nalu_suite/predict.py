@@ -1,7 +1,7 @@
 """Read numbers written in words with a trained language-to-number model (paper §4.3).
 
-    python -m nalu_suite.predict CKPT "seven hundred and seventy seven" "Forty-two"
-    python -m nalu_suite.predict CKPT --per-token "seven hundred and seventy seven"
+    nalu-predict CKPT "seven hundred and seventy seven" "Forty-two"
+    nalu-predict CKPT --per-token "seven hundred and seventy seven"
 
 Prints one line per phrase: the phrase (tabs, newlines and runs of spaces made one space), a tab, the
 predicted integer (the model's output rounded). ``--per-token`` adds one line per word with the
@@ -82,7 +82,7 @@ def read_phrases(phrases: list[str]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m nalu_suite.predict",
+        prog="nalu-predict",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

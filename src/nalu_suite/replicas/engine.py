@@ -9,7 +9,7 @@ independent models in one process as one batched computation instead:
   ``L.seed_everything`` does), its own task (subsets drawn from ``s+k``), its own training stream
   (the plain run's ``BatchStream``) and fixed evaluation sets, its own optimiser state, regulariser,
   projection, gradient clipping, validation metrics, ``solved_at`` and best checkpoint.
-* The parameters of the R models are stacked (``replica_model.StackedModel``); ``torch.func.vmap`` runs
+* The parameters of the R models are stacked (``replicas.model.StackedModel``); ``torch.func.vmap`` runs
   the model's own code over them. The loss that is back-propagated is the **sum** of the replicas'
   losses, so each replica's gradient is exactly its own, and the optimisers (Adam, AdamW, SGD, RMSprop:
   all elementwise) act on each replica as R separate optimisers would. Gradient clipping by norm is

@@ -3,7 +3,7 @@
 A *task* turns plain config values into a model, data and metrics. The Lightning system
 (``nalu_suite.system.ArithmeticSystem``) owns the loop, the loss schedule and the logging; the
 task owns everything specific to its data. Tasks are plain Python objects (no Lightning import at
-module level), so ``scripts/preview.py`` and the unit tests stay fast.
+module level), so ``nalu-preview`` and the unit tests stay fast.
 
 To add a task: subclass :class:`Task`, register it in ``nalu_suite/tasks/__init__.py`` and add
 ``conf/task/<name>.yaml``.

@@ -17,7 +17,7 @@ Cells:
 * ``LSTMCell``, ``GRUCell``, ``RNNCell(nonlinearity="tanh" | "relu")``: the ``torch.nn`` cells (their
   parameters, initialisation and equations) with zero initial state. The step is written out with the
   equations ATen's CPU cells compute, rather than calling the fused ``torch.nn`` op, because
-  ``torch.func.vmap`` (the replica engine, ``nalu_suite/replicas.py``) has no batching rule for
+  ``torch.func.vmap`` (the replica engine, ``nalu_suite/replicas/``) has no batching rule for
   ``lstm_cell``. They have no regulariser; their ``sparsity_error()`` is computed on their weight matrices
   (biases excluded), like the dense baselines.
 
