@@ -18,18 +18,24 @@ from nalu_suite.results import add_success, print_results, write_results
 CHECKPOINT_KEYS = ("hyper_parameters", "state_dict")
 
 
+def check_checkpoint_file(path: str | Path, example: str = "best.ckpt") -> Path:
+    """``path`` if it is a file; else a one-line ``ConfigError`` (a directory gets the file to give)."""
+    path = Path(str(path))
+    if path.is_dir():
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is a directory; give a checkpoint file "
+            f"(e.g. {path}/checkpoints/{example})"
+        )
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
+    return path
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A nalu-suite checkpoint's plain contents; a clear error for a missing or foreign file."""
     import torch
 
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(
-            f"ckpt_path={str(path)!r} is a directory; give a checkpoint file "
-            f"(e.g. {path}/checkpoints/best.ckpt)"
-        )
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
+    path = check_checkpoint_file(path)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line error

@@ -184,19 +184,10 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
         if not last.exists():
             raise ConfigError(f"ckpt_path=last but {last} does not exist; nothing to resume")
         return str(last)
-    path = Path(str(ckpt_path))
-    if path.is_dir():
-        raise ConfigError(
-            f"ckpt_path={str(path)!r} is a directory; give a checkpoint file "
-            f"(e.g. {path}/checkpoints/last.ckpt)"
-        )
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={str(path)!r}: no such file")
+    from nalu_suite.evaluate import check_checkpoint_file
+
+    check_checkpoint_file(ckpt_path, example="last.ckpt")
     return str(ckpt_path)  # its contents are checked by validate (check_checkpoint_task)
-
-
-#: the extra that installs each optional logger's package
-LOGGER_EXTRAS = {"tensorboard": ("tensorboard", "tensorboardX")}
 
 
 def build_loggers(cfg: DictConfig) -> list:
