@@ -119,13 +119,11 @@ def test_lightning_itself_resumes_with_weights_only_even_when_torch_is_told_othe
     ``weights_only=True`` explicitly, which the variable cannot override. (The pre-check before Lightning
     is bypassed here to reach Lightning's own loading.)"""
     import nalu_suite.checkpointing as checkpointing
-    import nalu_suite.runtime as runtime
     from nalu_suite.train import train
 
     save, marker = malicious
     path = save(tmp_path / "evil.ckpt")
     monkeypatch.setattr(checkpointing, "check_resume", lambda *args: 0)
-    monkeypatch.setattr(runtime, "check_checkpoint_task", lambda *args: None)
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     with pytest.raises(Exception, match="Weights only load failed"):
         train(resume_cfg(make_cfg, path))

@@ -176,12 +176,19 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], keys=RESU
 
 
 def check_resume(path: str, system_kwargs: dict[str, Any]) -> int:
-    """Refuse (``ConfigError``) a checkpoint trained with other task/unit/optim/regularizer/seed values
-    than ``system_kwargs``; return its ``global_step``. Read with ``weights_only=True``
-    (``evaluate.load_checkpoint``: one line for a missing, unreadable or foreign file)."""
+    """Refuse (``ConfigError``) a checkpoint of another task (naming it) or trained with other
+    task/unit/optim/regularizer/seed values than ``system_kwargs``; return its ``global_step``. Read with
+    ``weights_only=True`` (``evaluate.load_checkpoint``: one line for a missing, unreadable or foreign
+    file)."""
     from nalu_suite.evaluate import load_checkpoint
 
     info = load_checkpoint(path)
+    trained, task_name = info["hyper_parameters"]["task"].get("name"), system_kwargs["task"].get("name")
+    if trained != task_name:
+        raise ConfigError(
+            f"ckpt_path={path} is a checkpoint of task {trained!r}, not {task_name!r}; "
+            f"resume it with task={trained}"
+        )
     differences = config_differences(info["hyper_parameters"], system_kwargs)
     if differences:
         raise ConfigError(

@@ -33,23 +33,24 @@ def validate(cfg: DictConfig):
     for key in ("task", "unit", "optim", "trainer"):
         if cfg.get(key) is None:
             raise ConfigError(f"config has no '{key}' section; pick one with {key}=<name>")
-    try:
-        for key in ("task", "unit", "optim", "regularizer", "trainer"):  # unit=auto and the op's recipe
-            to_plain(cfg.get(key))
+    try:  # resolving runs unit=auto and the op's recipe
+        plain = {key: to_plain(cfg.get(key)) for key in ("task", "unit", "optim", "regularizer", "trainer")}
         check_auto(cfg)
     except InterpolationResolutionError as err:
         raise ConfigError(resolver_message(err)) from err
-    if str(cfg.get("replicas", 1)) == "1" and not cfg.get("replicas_engine"):  # replicas refuse ckpt_path
-        check_checkpoint_task(cfg.get("ckpt_path"), cfg.task.get("name"))
-    check_optim(to_plain(cfg.optim))
+    check_optim(plain["optim"])
     check_run_values(cfg)
     check_trainer(cfg)
-    check_regularizer(to_plain(cfg.get("regularizer")))
-    task_cfg = to_plain(cfg.task)
+    check_regularizer(plain["regularizer"])
     for key in EVAL_SIZE_KEYS:
-        if key in task_cfg:
-            check_positive_int(f"task.{key}", task_cfg[key])
-    return build_task(task_cfg, to_plain(cfg.unit), int(cfg.seed))
+        if key in plain["task"]:
+            check_positive_int(f"task.{key}", plain["task"][key])
+    return build_task(plain["task"], plain["unit"], int(cfg.seed))
+
+
+def uses_replicas(cfg: DictConfig) -> bool:
+    """Whether ``cfg`` trains on the replica engine (``replicas=R > 1``, or forced for one seed)."""
+    return str(cfg.get("replicas", 1)) != "1" or bool(cfg.get("replicas_engine"))
 
 
 #: the seeds numpy (and so Lightning's ``seed_everything``) accepts
@@ -137,24 +138,6 @@ def check_regularizer(reg: dict[str, Any]) -> None:
         check_int(f"regularizer.{key}", reg.get(key, 0), 0)
 
 
-def check_checkpoint_task(ckpt_path: str | None, task_name: str | None) -> None:
-    """A checkpoint to resume from must be a readable nalu-suite checkpoint (``evaluate.load_checkpoint``:
-    one line for a directory, random bytes, a foreign or malicious file) of this run's task (``last``,
-    this run's own, is checked by :func:`resolve_checkpoint`)."""
-    if ckpt_path in (None, "", "null", "last"):
-        return
-    from nalu_suite.evaluate import load_checkpoint
-
-    ckpt_path = str(ckpt_path)
-
-    trained = load_checkpoint(ckpt_path)["hyper_parameters"]["task"].get("name")
-    if trained != task_name:
-        raise ConfigError(
-            f"ckpt_path={ckpt_path} is a checkpoint of task {trained!r}, not {task_name!r}; "
-            f"resume it with task={trained}"
-        )
-
-
 def resolver_message(err: Exception) -> str:
     """The one line of a resolver's error that OmegaConf wrapped (``... raised while resolving ...: MSG``)."""
     line = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -187,7 +170,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     from nalu_suite.evaluate import check_checkpoint_file
 
     check_checkpoint_file(ckpt_path, example="last.ckpt")
-    return str(ckpt_path)  # its contents are checked by validate (check_checkpoint_task)
+    return str(ckpt_path)  # its contents are checked before training (checkpointing.check_resume)
 
 
 def build_loggers(cfg: DictConfig) -> list:

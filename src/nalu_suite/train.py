@@ -17,14 +17,21 @@ from typing import Any
 from omegaconf import DictConfig
 
 from nalu_suite.results import print_results, result_row, write_results
-from nalu_suite.runtime import build_loggers, configure_torch, resolve_checkpoint, to_plain, validate
+from nalu_suite.runtime import (
+    build_loggers,
+    configure_torch,
+    resolve_checkpoint,
+    to_plain,
+    uses_replicas,
+    validate,
+)
 
 log = logging.getLogger("nalu_suite")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test ``cfg``; write ``results.json`` in the run directory; return the results."""
-    if str(cfg.get("replicas", 1)) != "1" or cfg.get("replicas_engine"):
+    if uses_replicas(cfg):
         from nalu_suite.replicas import train_replicas
 
         return train_replicas(cfg)

@@ -24,7 +24,7 @@ from nalu_suite.config import conf_dir
 from nalu_suite.divergence import DivergenceError
 from nalu_suite.errors import ConfigError
 from nalu_suite.results import success_name
-from nalu_suite.runtime import resolver_message, to_plain
+from nalu_suite.runtime import resolver_message, to_plain, uses_replicas
 from nalu_suite.tasks import build_task
 from nalu_suite.train import train
 
@@ -90,7 +90,7 @@ def resume_command(cfg: DictConfig, run_dir: Path) -> str:
 def interrupted_message(cfg: DictConfig) -> str:
     """One line for Ctrl-C: how to resume (or why this run cannot)."""
     run_dir = Path(cfg.paths.output_dir).resolve()
-    if str(cfg.get("replicas", 1)) != "1" or cfg.get("replicas_engine"):
+    if uses_replicas(cfg):
         return f"interrupted; replicas runs do not resume (run directory {run_dir})"
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         return f"interrupted before the first checkpoint; nothing to resume in {run_dir}"
