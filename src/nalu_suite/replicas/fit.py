@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,17 +144,14 @@ def train_replicas(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _log_progress(run: ReplicaRun, loggers: ReplicaLoggers, step: int) -> None:
-    tracker = run.tracker
-    monitor = run.task.monitor
-    values = [row[monitor] for row in tracker.last_logged if monitor in row]
-    median = statistics.median(values) if values else float("nan")
+    tracker, monitor = run.tracker, run.task.monitor
     log.info(
         "step %d: solved %d/%d, median %s %.4g, diverged %d",
         step,
         tracker.solved,
         run.settings.replicas,
         monitor,
-        median,
+        tracker.median(monitor),
         tracker.diverged,
     )
     loggers.log_validation(step, run)

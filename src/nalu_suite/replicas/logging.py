@@ -37,7 +37,7 @@ class ReplicaLoggers:
         metrics = {
             "solved": float(tracker.solved),
             "diverged": float(tracker.diverged),
-            f"{monitor}_median": _median([row.get(monitor, math.nan) for row in tracker.last_logged]),
+            f"{monitor}_median": tracker.median(monitor),
         }
         if run.last_loss is not None:
             metrics["train/loss_median"] = _median(run.last_loss[run.alive].tolist())

@@ -4,6 +4,7 @@ task's monitor, divergence, what it logged last, and its result row (``nalu_suit
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import torch
@@ -35,6 +36,11 @@ class ReplicaTracker:
     @property
     def diverged(self) -> int:
         return sum(v is not None for v in self.diverged_at)
+
+    def median(self, metric: str) -> float:
+        """The median over the replicas of ``metric`` as last validated (NaN and missing values left out)."""
+        values = [row[metric] for row in self.last_logged if metric in row and not math.isnan(row[metric])]
+        return float(statistics.median(values)) if values else math.nan
 
     def record_validation(
         self, step: int, logged: list[dict[str, float]], params: dict[str, torch.Tensor]
