@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from omegaconf import DictConfig
 
-from nalu_suite.errors import ConfigError, check_choice
+from nalu_suite.errors import ConfigError, check_choice, check_positive_int
 from nalu_suite.replicas.data import PREFETCH_MODES, default_prefetch
 
 
@@ -31,27 +30,16 @@ class ReplicaSettings:
         return [self.seed + k for k in range(self.replicas)]
 
 
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1, or a ``ConfigError`` naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} must be a positive integer") from None
-    if number < 1 or number != int(number):
-        raise ConfigError(f"{name}={value!r} must be a positive integer")
-    return int(number)
-
-
 def replica_settings(cfg: DictConfig) -> ReplicaSettings:
     """Check the parts of ``cfg`` the replica loop depends on; raise ``ConfigError`` naming what is wrong."""
     import torch
 
-    replicas = positive_int("replicas", cfg.get("replicas", 1))
+    replicas = check_positive_int("replicas", cfg.get("replicas", 1))
     if cfg.get("ckpt_path") not in (None, "", "null"):
         raise ConfigError("ckpt_path: resuming is not supported with replicas; run without ckpt_path")
     trainer = cfg.trainer
-    max_steps = positive_int("trainer.max_steps", trainer.get("max_steps"))
-    val_every = positive_int(
+    max_steps = check_positive_int("trainer.max_steps", trainer.get("max_steps"))
+    val_every = check_positive_int(
         "trainer.val_check_interval (replicas validate every N steps)", trainer.get("val_check_interval")
     )
     if int(trainer.get("accumulate_grad_batches") or 1) != 1:
@@ -72,7 +60,7 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
     return ReplicaSettings(
         replicas=replicas,
         seed=int(cfg.seed),
-        batch_size=positive_int("batch_size", cfg.get("batch_size", 1)),
+        batch_size=check_positive_int("batch_size", cfg.get("batch_size", 1)),
         max_steps=max_steps,
         val_check_interval=val_every,
         clip_value=float(clip) if clip not in (None, 0) else None,
