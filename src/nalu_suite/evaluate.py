@@ -113,14 +113,14 @@ def evaluate(ckpt_path: str, overrides: list[str], output_dir: str | None = None
     check_same_task(overrides, hp["task"].get("name"))
     cfg = compose([f"task={hp['task']['name']}", *overrides])
     task_cfg = dict(hp["task"]) | task_overrides(overrides, OmegaConf.to_container(cfg.task, resolve=True))
-    build_task(task_cfg, hp["unit"], int(hp["seed"]))  # validates the changed values before any work
+    task = build_task(task_cfg, hp["unit"], int(hp["seed"]))  # validates the changed values before any work
     check_positive_int("batch_size", cfg.get("batch_size", 1))
 
     import lightning as L
 
-    from nalu_suite.system import ArithmeticSystem
+    from nalu_suite.system import system_class_for
 
-    system = ArithmeticSystem(**(dict(hp) | {"task": task_cfg}))
+    system = system_class_for(task)(**(dict(hp) | {"task": task_cfg}))
     load_weights(system, raw["state_dict"], task_overrides(overrides, task_cfg))
     run_dir = (
         Path(output_dir)

@@ -132,3 +132,8 @@ class ArithmeticSystem(L.LightningModule):
         return build_optimizer(
             list(self.model.parameters()), self.hparams.optim, int(self.trainer.max_steps), pairs
         )
+
+
+def system_class_for(task) -> type[L.LightningModule]:
+    """The LightningModule that trains ``task``: its own ``system_class()``, else ``ArithmeticSystem``."""
+    return task.system_class() or ArithmeticSystem

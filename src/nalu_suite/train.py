@@ -78,13 +78,13 @@ def train_lightning(cfg: DictConfig) -> dict[str, Any]:
     (else ``ConfigError``); the CSV history before its step is kept. Ctrl-C raises ``KeyboardInterrupt``
     (Lightning's own handler exits instead), with ``last.ckpt`` from the latest validation."""
     started = time.time()
-    validate(cfg)
+    task = validate(cfg)
 
     import lightning as L
     from lightning.pytorch.callbacks import ProgressBar
 
     from nalu_suite.checkpointing import check_resume, resume_from
-    from nalu_suite.system import ArithmeticSystem
+    from nalu_suite.system import system_class_for
 
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def train_lightning(cfg: DictConfig) -> dict[str, Any]:
     configure_torch(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    system = ArithmeticSystem(**system_kwargs)
+    system = system_class_for(task)(**system_kwargs)
     datamodule = system.task.build_datamodule(cfg.paths.data_dir, int(cfg.batch_size))
     callbacks = build_callbacks(cfg, system.task)
     loggers = build_loggers(cfg)

@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "mnist_count": "nalu_suite.tasks.mnist.task:MnistCountTask",
     "mnist_add": "nalu_suite.tasks.mnist.task:MnistAddTask",
     "program_eval": "nalu_suite.tasks.program_eval.task:ProgramEvalTask",
+    "gridworld": "nalu_suite.tasks.gridworld.task:GridWorldTask",
 }
 TASK_NAMES = tuple(sorted(TASKS))
 

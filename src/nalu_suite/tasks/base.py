@@ -76,6 +76,11 @@ class Task:
         self.seed = seed
 
     # --- model -------------------------------------------------------------------------------
+    def system_class(self):
+        """The LightningModule class that trains this task; ``None``: the supervised ``ArithmeticSystem``
+        (an RL task such as ``gridworld`` brings its own)."""
+        return None
+
     def build_model(self) -> ArithmeticModel:
         raise NotImplementedError
 
