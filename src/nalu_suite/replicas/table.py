@@ -74,37 +74,45 @@ def run_op(
     op: str, units: list[str], replicas: int, seed: int, extra: list[str], out: Path, position: int = 0
 ) -> None:
     """Train every unit's R replicas of ``op`` in lockstep on one shared stream; write each cell."""
+    cells = [
+        (cell_overrides(op, unit, replicas, seed, extra), out / f"op={op},unit={unit}") for unit in units
+    ]
+    train_cells(cells, desc=f"{op}: {len(units)} units x {replicas} seeds", position=position)
+
+
+def train_cells(cells: list[tuple[list[str], Path]], desc: str, position: int = 0) -> list[dict]:
+    """Train the cells ``(train.py overrides, directory)`` in lockstep on one shared training stream (they
+    must differ only in what does not change the data: unit, optimiser, regulariser, clipping) and write
+    each cell's files; return each cell's results (``results.json``'s content)."""
     shared: dict = {}
-    runs, dirs, overrides, configs = [], [], [], []
+    runs, configs = [], []
     started = time.time()
-    for unit in units:
-        cell = cell_overrides(op, unit, replicas, seed, extra)
+    for cell, cell_dir in cells:
         cfg = compose(["logger=none", *cell])
-        cell_dir = out / f"op={op},unit={unit}"
         with open_dict(cfg):
             cfg.paths.output_dir = str(cell_dir)
         validate(cfg)
         runs.append(ReplicaRun(cfg, replica_settings(cfg), shared=shared))
         configs.append(cfg)
-        dirs.append(cell_dir)
-        overrides.append(cell)
     settings = runs[0].settings
-    configure_torch(cfg)
+    configure_torch(configs[-1])
     for run in runs[1:]:
         same = (run.settings.max_steps, run.settings.val_check_interval, run.data_key)
         if same != (settings.max_steps, settings.val_check_interval, runs[0].data_key):
-            raise ConfigError(f"op={op}: the units' runs differ in steps, validation or data; cannot share")
+            raise ConfigError(f"{desc}: the cells' runs differ in steps, validation or data; cannot share")
     first = [runs[0].batches.streams[0].draw_chunk(0), runs[-1].batches.streams[0].draw_chunk(0)]
     if not all(torch.equal(a, b) for a, b in zip(*first, strict=True)):
-        raise ConfigError(f"op={op}: the units' training streams differ; cannot share them")
+        raise ConfigError(f"{desc}: the cells' training streams differ; cannot share them")
 
     batches = iter(runs[0].batches)
     try:
-        fit_lockstep(runs, batches, desc=f"{op}: {len(units)} units x {replicas} seeds", position=position)
+        fit_lockstep(runs, batches, desc=desc, position=position)
     finally:
         batches.close()
-    for run, cell_dir, cell, cfg in zip(runs, dirs, overrides, configs, strict=True):
+    return [
         _write_cell(run, cell_dir, cell, cfg, time.time() - started)
+        for run, (cell, cell_dir), cfg in zip(runs, cells, configs, strict=True)
+    ]
 
 
 _WORKER_POSITION = 0
@@ -148,7 +156,7 @@ def run_ops(
             log.info("op %s done after %.0f s in total", future.result(), time.time() - started)
 
 
-def _write_cell(run: ReplicaRun, cell_dir: Path, overrides: list[str], cfg, wall: float) -> None:
+def _write_cell(run: ReplicaRun, cell_dir: Path, overrides: list[str], cfg, wall: float) -> dict:
     """One cell's files, as ``nalu-train ... replicas=R`` writes them, plus Hydra's ``.hydra/`` records."""
     results = replica_results(run, wall)
     (cell_dir / ".hydra").mkdir(parents=True, exist_ok=True)
@@ -159,6 +167,7 @@ def _write_cell(run: ReplicaRun, cell_dir: Path, overrides: list[str], cfg, wall
     log.info(
         "%s: success %.0f%%, solved_at median %s", cell_dir.name, 100 * rate, results["solved_at_median"]
     )
+    return results
 
 
 def plot_success(out: Path) -> Path | None:
