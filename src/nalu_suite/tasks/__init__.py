@@ -9,6 +9,9 @@ from nalu_suite.tasks.base import ArithmeticModel, Task
 
 TASKS: dict[str, str] = {
     "static_arith": "nalu_suite.tasks.static_arith:StaticArithTask",
+    "smat": "nalu_suite.tasks.smat:SmatTask",
+    "division": "nalu_suite.tasks.smat:DivisionTask",
+    "ten_param": "nalu_suite.tasks.ten_param:TenParamTask",
     "recurrent_arith": "nalu_suite.tasks.recurrent_arith:RecurrentArithTask",
     "identity_failure": "nalu_suite.tasks.identity_failure:IdentityFailureTask",
     "num2words": "nalu_suite.tasks.num2words:Num2WordsTask",
