@@ -143,10 +143,3 @@ def test_whiten_from_without_input_weights_warns_and_is_plain_adam(caplog):
         optimizer = build_optimizer([w], {"name": "adam", "whiten_from": 5}, 100, whitening=[])
     assert type(optimizer) is torch.optim.Adam
     assert "optim.whiten_from=5: the model has no input weights to whiten; plain Adam" in caplog.text
-
-
-def test_the_recurrent_task_whitens_nothing(make_cfg):
-    from nalu_suite.runtime import validate
-
-    task = validate(make_cfg("task=recurrent_arith", "unit=nau"))
-    assert task.unit["first"] == "nau" and task.input_whitening() == {}

@@ -251,7 +251,10 @@ def write_summary(out: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="subcommand: nalu-table paper-table1 --out DIR   the NALU paper's Table 1, static and "
+        "recurrent halves in the paper's normalised error (docs/table1.md; nalu-table paper-table1 --help)",
     )
     parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated (default: {','.join(OPS)})")
     parser.add_argument(

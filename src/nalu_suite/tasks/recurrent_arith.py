@@ -1,42 +1,81 @@
-"""Recurrent simple-function task (Trask et al. 2018 §4.1, Table 1 right; setup after stable-nalu).
+"""Recurrent simple-function task (Trask et al. 2018 §4.1, Table 1 right; as repaired in hoedt/stable-nalu).
 
-Each sample is a sequence of ``T`` input vectors of size 10; ``a`` and ``b`` are sums over time of
-two fixed slices of the vector, the target is ``op(a, b)``. Training and interpolation use
-``T = train_length`` (10); extrapolation uses ``T = extrap_length`` (1000), so the sums grow 100x.
+Each sample is a sequence of ``T`` input vectors of size 10 on U[1, 2]; ``a`` and ``b`` are sums over time
+of two fixed slices of the vector, the target is ``op(a, b)``, predicted from the last state. Training,
+validation and the interpolation test use ``T = train_length`` (10). Extrapolation is in length, on the
+same values: ``test/len<L>`` for every ``L`` of ``test_lengths`` (100, hoedt's success length) and
+``test/extrap`` at ``T = extrap_length`` (1000, the NALU paper's length), which is also the success metric
+and, as ``val_extrap``, the set that ``solved_at`` watches.
 
 Model: ``unit.first`` as a recurrent cell, ``h_t = first([x_t, h_{t-1}])`` (an LSTM/GRU/RNN cell for
 ``unit=lstm`` etc., with ``rnn_hidden_size`` units), then ``unit.second`` on the final state.
+``state_init=identity`` starts the cell's weights on its own state at the identity (IRNN, Le, Jaitly &
+Hinton 2015): an accumulator's recurrent weights, which must end exactly at 1 on the diagonal.
+
+Success at every length (hoedt's ``function_task_recurrent_mse_expectation.r``): MSE below that of the exact
+recurrent solution with every input weight off by ε = 1e-5 (``1 - ε`` on the slices, ``ε`` elsewhere) and the
+recurrent weights ``(1 - ε) I``, computed in float64 on the length's fixed set.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.rng import generator
-from nalu_suite.tasks.arithmetic import eps_threshold
+from nalu_suite.tasks.arithmetic import OPS, SUCCESS_EPS
 from nalu_suite.tasks.base import ArithmeticModel
 from nalu_suite.tasks.static_arith import StaticArithTask, draw_into
 from nalu_suite.units import UNIT_NAMES, build_unit
-from nalu_suite.units.cells import CELL_NAMES, CLASSIC_CELLS, build_cell, run_cell
+from nalu_suite.units.cells import CELL_NAMES, CLASSIC_CELLS, UnitCell, build_cell, run_cell
+
+#: ``task.state_init``: the unit's own init for the whole cell, or the identity on the state's weights
+STATE_INITS = ("unit", "identity")
 
 
 class RecurrentModel(ArithmeticModel):
     """A recurrent cell over the sequence, then an output layer on its last state."""
 
-    def __init__(self, unit: dict[str, Any], input_size: int, hidden: int) -> None:
+    def __init__(self, unit: dict[str, Any], input_size: int, hidden: int, state_init: str = "unit") -> None:
         super().__init__()
         try:
             self.cell = build_cell(unit["first"], input_size, hidden, **(unit.get("first_options") or {}))
             self.second = build_unit(unit["second"], hidden, 1, **(unit.get("second_options") or {}))
         except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from err
+        if state_init == "identity":
+            weight = getattr(getattr(self.cell, "unit", None), "W", None)
+            if not isinstance(self.cell, UnitCell) or weight is None:
+                raise ConfigError(
+                    f"task.state_init=identity needs a unit cell with a weight matrix W (nau, nmu); "
+                    f"unit.first={unit['first']!r} has none"
+                )
+            with torch.no_grad():
+                weight[:, input_size:] = torch.eye(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs, _ = run_cell(self.cell, x)
         return self.second(outputs[:, -1])
+
+
+def recurrent_eps_threshold(step_sums: torch.Tensor, step_totals: torch.Tensor, op: str) -> float:
+    """MSE of the exact recurrent solution with every weight off by ``SUCCESS_EPS`` (hoedt/stable-nalu).
+
+    ``step_sums`` ``(n, T, 2)`` holds each step's slice sums ``(a_t, b_t)``, ``step_totals`` ``(n, T)`` the
+    sum of each step's inputs. Input weights ``1 - eps`` on the slices and ``eps`` elsewhere give
+    ``(1 - 2 eps) a_t + eps total_t`` per step; recurrent weights ``(1 - eps) I`` weigh step ``t`` of ``T``
+    by ``(1 - eps)^(T - t)``.
+    """
+    step_sums, step_totals = step_sums.double(), step_totals.double()
+    length = step_sums.shape[1]
+    decay = (1 - SUCCESS_EPS) ** torch.arange(length - 1, -1, -1, dtype=torch.float64)
+    perturbed = (1 - 2 * SUCCESS_EPS) * step_sums + SUCCESS_EPS * step_totals.unsqueeze(-1)
+    a_eps, b_eps = torch.einsum("ntk,t->nk", perturbed, decay).unbind(-1)
+    a, b = step_sums.sum(1).unbind(-1)
+    return float((OPS[op](a_eps, b_eps) - OPS[op](a, b)).pow(2).mean())
 
 
 class RecurrentArithTask(StaticArithTask):
@@ -46,12 +85,32 @@ class RecurrentArithTask(StaticArithTask):
         for key in ("train_length", "extrap_length"):
             if int(task.get(key, 0)) < 1:
                 raise ConfigError(f"task.{key}={task.get(key)} must be >= 1")
+        lengths = task.get("test_lengths") or []
+        if not isinstance(lengths, (list, tuple)) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in lengths
+        ):
+            raise ConfigError(f"task.test_lengths={lengths!r} must be a list of sequence lengths >= 1")
+        check_choice("task.state_init", task.get("state_init", "unit"), STATE_INITS)
         super().__init__(task, unit, seed)
         self.extrap_eval_size = int(task.get("extrap_eval_size", 1000))
+        self.lengths = {f"test/len{n}": int(n) for n in lengths}
+        self.test_splits = ("test/interp", *self.lengths, "test/extrap")
+        self._thresholds: dict[int, float] = {}
 
     def input_whitening(self) -> dict[str, torch.Tensor]:
-        """None: the recurrent cell's weights read its state as well as the inputs."""
-        return {}
+        """An NAU cell's weight ``W`` reads ``[x_t, h_{t-1}]``: its steps are whitened for the inputs'
+        columns (``P`` of the static task for ``x_t``) and scaled by ``task.state_step`` for the state's
+        (``P = state_step * I``), so that the state's weights, which can stand in for an input weight's
+        error at the training length but not beyond it, follow the input weights slowly."""
+        from nalu_suite.whitened_adam import uniform_whitening
+
+        if self.unit["first"] != "nau":
+            return {}
+        lo, hi = (float(v) for v in self.cfg["interp_range"])
+        n = self.input_size
+        whitening = float(self.cfg.get("state_step", 1.0)) * torch.eye(n + self.hidden_size)
+        whitening[:n, :n] = uniform_whitening(n, lo, hi)
+        return {"cell.unit.W": whitening}
 
     def check_units(self, unit: dict[str, Any]) -> None:
         check_choice("unit.first", unit.get("first"), CELL_NAMES)
@@ -65,24 +124,51 @@ class RecurrentArithTask(StaticArithTask):
     def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         return super().sums(x.sum(dim=1, dtype=dtype), dtype)
 
+    def length_of(self, split: str) -> int:
+        """A split's sequence length: ``test/len<L>``: L; ``*extrap``: ``extrap_length``; else training's."""
+        if split in self.lengths:
+            return self.lengths[split]
+        return int(self.cfg["extrap_length" if "extrap" in split else "train_length"])
+
     def fixed_set(self, split: str):
-        if "extrap" in split:
-            g = generator(self.seed, "eval", "extrap")
-            return self.sample(
-                g, self.extrap_eval_size, self.cfg["extrap_range"], int(self.cfg["extrap_length"])
-            )
-        return self.sample(generator(self.seed, "eval", split), self.eval_size, self.cfg["interp_range"])
+        length = self.length_of(split)
+        if length == int(self.cfg["train_length"]) and "extrap" not in split and split not in self.lengths:
+            return self.sample(generator(self.seed, "eval", split), self.eval_size, self.cfg["interp_range"])
+        # validation-time and test-time extrapolation share one set per length
+        key = "extrap" if "extrap" in split else f"len{length}"
+        g = generator(self.seed, "eval", key)
+        return self.sample(g, self.extrap_eval_size, self.cfg["extrap_range"], length)
+
+    def random_baseline_mse(self, split: str) -> float:
+        """The static task's baseline, computed once for ``val_extrap`` and ``test/extrap`` (one set)."""
+        return super().random_baseline_mse("test/extrap" if "extrap" in split else split)
+
+    def threshold_at(self, split: str) -> float:
+        """The success threshold (module docstring) on ``split``'s fixed set."""
+        length = self.length_of(split)
+        if length not in self._thresholds:
+            x, _ = self.fixed_set(split)
+            x = x.double()
+            self._thresholds[length] = recurrent_eps_threshold(
+                super().sums(x), x.sum(-1), self.op
+            )  # per-step slice sums (n, T, 2) and totals (n, T)
+        return self._thresholds[length]
 
     def success_threshold(self) -> float:
-        if self._threshold is None:
-            x, _ = self.fixed_set("test/extrap")
-            x = x.double()
-            self._threshold = eps_threshold(self.sums(x), x.sum(dim=(1, 2)), self.op)
-        return self._threshold
+        return self.threshold_at("test/extrap")
+
+    def finalize_metrics(self, split: str, values: dict[str, float]) -> dict[str, float]:
+        """The static task's metrics; ``test/len<L>`` adds ``success`` at its own length's threshold
+        (``test/extrap/success`` is added with the other run results, ``results.add_success``)."""
+        metrics = super().finalize_metrics(split, values)
+        if split in self.lengths:
+            mse = metrics["mse"]
+            metrics["success"] = float(math.isfinite(mse) and mse < self.threshold_at(split))
+        return metrics
 
     def build_model(self) -> RecurrentModel:
         hidden = int(self.cfg["rnn_hidden_size"]) if self.unit["first"] in CLASSIC_CELLS else self.hidden_size
-        return RecurrentModel(self.unit, self.input_size, hidden)
+        return RecurrentModel(self.unit, self.input_size, hidden, str(self.cfg.get("state_init", "unit")))
 
     def preview(self, n: int) -> list[dict[str, Any]]:
         x, y = self.sample(generator(self.seed, "preview"), n, self.cfg["interp_range"])
