@@ -5,12 +5,12 @@ continuations joined). Each block runs in a fresh temporary directory, its comma
 may read what the block's earlier commands wrote. The rule that makes them cheap:
 
 * a console script (``nalu-train``, ``nalu-eval``, ``nalu-predict``, ``nalu-report``, ``nalu-preview``,
-  ``nalu-table``; in a checkout ``python train.py`` / ``python eval.py``) runs as
+  ``nalu-table``, ``nalu-bench``; in a checkout ``python train.py`` / ``python eval.py``) runs as
   ``sys.executable -m nalu_suite.cli.<name>`` with ``WANDB_MODE=disabled`` and ``OMP_NUM_THREADS=1``, at
   most ``TIMEOUT`` s;
-* a training command (``nalu-train``, ``nalu-table``) gets ``debug=fast`` (a few steps of everything); a
-  sweep (``-m``) keeps ``-m`` and its launcher but is cut to its first job (``key=a,b,c`` -> ``key=a``,
-  ``key=range(a,b)`` -> ``key=a``), and ``replicas=R`` becomes ``replicas=2``;
+* a training command (``nalu-train``, ``nalu-table``, ``nalu-bench``) gets ``debug=fast`` (a few steps of
+  everything); a sweep (``-m``) keeps ``-m`` and its launcher but is cut to its first job
+  (``key=a,b,c`` -> ``key=a``, ``key=range(a,b)`` -> ``key=a``), and ``replicas=R`` becomes ``replicas=2``;
 * ``<run dir>`` and ``<multirun dir>`` stand for the newest run / sweep directory the block wrote under
   ``./logs``;
 * any other command must be listed in ``EXEMPT`` with the reason it does not run here; an unlisted one
@@ -43,9 +43,10 @@ SCRIPTS = {
     "nalu-report": "report",
     "nalu-preview": "preview",
     "nalu-table": "table",
+    "nalu-bench": "bench",
 }
 CHECKOUT_SCRIPTS = {"train.py": "train", "eval.py": "eval"}
-TRAINING = {"train", "table"}
+TRAINING = {"train", "table", "bench"}
 
 #: placeholders of README commands -> one shell word each, filled in by ``placeholders``
 PLACEHOLDERS = {"<run dir>": "@RUN_DIR@", "<multirun dir>": "@MULTIRUN_DIR@"}
