@@ -1,6 +1,6 @@
 """The NALU paper's Table 1 (Trask et al. 2018, §4.1), both halves, in one command (docs/table1.md).
 
-    nalu-table paper-table1 --out logs/table1                  # the documented budget (about an hour)
+    nalu-table paper-table1 --out logs/table1                  # the default budget (12 min on 2 cores)
     nalu-table paper-table1 --out logs/t1 --halves recurrent --ops add --units nau,lstm --replicas 2 \\
         --recurrent-steps 200
 
