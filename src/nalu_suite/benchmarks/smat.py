@@ -26,6 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
+from nalu_suite.figures import save_figure
 from nalu_suite.replicas.table import train_cells
 from nalu_suite.results import success_name
 from nalu_suite.stats import wilson_interval
@@ -233,8 +234,4 @@ def plot_heatmap(rows: list[dict], path: Path, title: str) -> Path:
     ax.set_yticks(range(len(modules)), modules)
     ax.set_xlabel("interpolation range (success %, [Wilson 95%])")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -33,6 +33,7 @@ import statistics
 import time
 from pathlib import Path
 
+from nalu_suite.figures import save_figure
 from nalu_suite.replicas.table import OPS, plot_success, train_cells, write_summary
 
 log = logging.getLogger("nalu_suite")
@@ -396,10 +397,7 @@ def plot(rows: list[dict], halves: list[str], path: Path) -> Path | None:
         ax.set_yticks(range(len(keys)), [f"{s} {OP_LABELS[op]}" for s, op in keys], fontsize=7)
         ax.set_title(f"{half}: median normalised error (100 = random init)", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def cpu_name() -> str:

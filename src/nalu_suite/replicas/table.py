@@ -33,6 +33,7 @@ from omegaconf import OmegaConf, open_dict
 
 from nalu_suite.config import compose
 from nalu_suite.errors import ConfigError
+from nalu_suite.figures import save_figure
 from nalu_suite.replicas.engine import ReplicaRun
 from nalu_suite.replicas.fit import fit_lockstep, replica_results, save_run
 from nalu_suite.replicas.settings import replica_settings
@@ -199,11 +200,7 @@ def plot_success(out: Path) -> Path | None:
     ax.set_ylabel("success rate (%), 95% Wilson interval")
     ax.set_ylim(0, 105)
     ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08))
-    fig.tight_layout()
-    path = out / "success.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "success.png")
 
 
 def _read_cells(out: Path) -> dict[tuple[str, str], dict]:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nalu_suite.errors import ConfigError, check_choice, check_range
+from nalu_suite.figures import save_figure
 from nalu_suite.rng import generator
 from nalu_suite.tasks.base import ArithmeticModel, Task
 
@@ -182,8 +183,4 @@ class IdentityFailureTask(Task):
         ax.set_ylabel(f"mean absolute error (mean of {self.models} models)")
         ax.set_title("MLPs fail to extrapolate the identity (Trask et al. 2018, Fig. 1)")
         ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = Path(run_dir) / "identity_failure.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, Path(run_dir) / "identity_failure.png")]

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from nalu_suite.errors import ConfigError, check_choice, check_positive, check_positive_int
+from nalu_suite.figures import save_figure
 from nalu_suite.tasks.base import ArithmeticModel, Task
 from nalu_suite.tasks.num2words_data import (
     MAX_TOKENS,
@@ -337,8 +338,4 @@ def plot_per_token(model: WordsToNumberModel, phrases: list[list[str]], path: Pa
     axes[0][0].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nalu_suite.figures import save_figure
+
 #: ``unit`` -> the agent's name in figures
 LABELS = {"lstm": "LSTM (paper's A3C agent)", "nac": "LSTM + NAC (paper)", "nau": "NAU clock (default)"}
 
@@ -25,7 +27,4 @@ def plot_success(curves: dict[str, dict[int, float]], train_T: list[int], path: 
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Grid-world time tracking (Trask et al. 2018, §4.5)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nalu_suite.errors import ConfigError, check_choice, check_int, check_positive
+from nalu_suite.figures import save_figure
 from nalu_suite.rng import derive_seed
 from nalu_suite.tasks.base import ArithmeticModel, Task
 from nalu_suite.tasks.program_eval.candidates import Candidates
@@ -257,8 +258,4 @@ class ProgramEvalTask(Task):
         ax.set(xlabel="digits per literal", ylabel="accuracy", ylim=(-0.02, 1.02), xticks=digits)
         ax.set_title(f"program_eval ({self.kind}), unit={self.unit.get('name')}", fontsize=10)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = run_dir / "accuracy_by_digits.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, run_dir / "accuracy_by_digits.png")]
