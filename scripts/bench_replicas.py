@@ -1,34 +1,40 @@
 """Seed-steps per second of ``replicas=R`` against R separate plain runs, on the static task.
 
-    python scripts/bench_replicas.py                       # R = 1, 10, 100; writes BENCHMARKS.md
+    python scripts/bench_replicas.py threads=1                  # R = 1, 10, 100; writes BENCHMARKS.md
+    python scripts/bench_replicas.py --replicas 1,10,100,300,1000 --compile false,true --rounds 3 \
+        --replica-data process --long 3000 --figure docs/figures/replica_scaling.png threads=1
+    python scripts/bench_replicas.py --val-every 1000 ...      # the default configuration's validations
     python scripts/bench_replicas.py --replicas 1,10 --long 1000 --short 200 --output /tmp/bench.md
-    python scripts/bench_replicas.py --replica-data process    # only the default way of drawing data
 
 Every measurement is a real ``python train.py task=static_arith ...`` process (NAU -> NMU on ``a * b``
-by default, one validation at the end, the task's default evaluation sets). Each configuration runs
-twice, for ``--long`` and ``--short`` steps; the difference is the steady-state cost of training
-steps (imports, setup, validation and test cancel out). The end-to-end rate (long run, everything
-included) is reported too, as are rates per CPU-second of the child process, which are steadier than
-wall-clock rates on a shared machine. "R separate runs" run one after another, so their rate is the
-rate of one plain run whatever R is; two at a time on two cores would at best double it (the last
-column divides by that best case). Each R runs once per ``--replica-data`` mode (who draws the next
-batches while the model trains: a forked process or a thread, ``nalu_suite/replicas/data.py``), side by side.
+by default, one validation at the end unless ``--val-every``, the task's default evaluation sets). Each
+configuration runs twice, for ``--long`` and ``--short`` steps; the difference is the steady-state cost
+of training steps (imports, setup, compilation, validation and test cancel out). The end-to-end rate
+(long run, everything included) is reported too, as are rates per CPU-second of the child process,
+which are steadier than wall-clock rates on a shared machine, and each child's peak memory. "R separate
+runs" run one after another, so their rate is the rate of one plain run whatever R is; two at a time on
+two cores would at best double it (the last column divides by that best case). Each R runs once per
+``--replica-data`` mode (who draws the next batches while the model trains: a forked process or a
+thread, ``nalu_suite/replicas/data.py``) and ``--compile`` value (``replica_compile``). ``--rounds K``
+repeats the whole set K times, interleaved (plain, then every replica configuration, then again), and
+reports the medians: the ratio column is the median of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
-import resource
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,22 +45,36 @@ SECTION = "## Many seeds in one run (`replicas=R`), static task"
 class Timing:
     wall: float
     cpu: float
+    peak_mb: float  # the process's peak resident memory
+    compile_s: float = 0.0  # the steps that compiled the loss (results.json), taken out of wall and cpu
 
 
 def run_train(overrides: list[str], run_dir: Path) -> Timing:
-    """One ``train.py`` process; its wall time and the CPU time it used (user + system)."""
+    """One ``train.py`` process; its wall time, the CPU time it used (user + system) and its peak memory
+    (``wait4``'s own-child usage: the forked data worker is a grandchild and not counted). The
+    compilation of ``replica_compile=true`` (its ``compile_s``, which varies with inductor's cache) is
+    taken out of both times: it is a start-up cost, reported apart."""
     command = [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=ROOT, env=dict(os.environ, WANDB_MODE="disabled"), capture_output=True, text=True
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"error: {shlex.join(command)} failed:\n{done.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timing(wall, cpu)
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=dict(os.environ, WANDB_MODE="disabled"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if child.returncode != 0:
+            stderr.seek(0)
+            error = stderr.read().decode(errors="replace")[-3000:]
+            raise SystemExit(f"error: {shlex.join(command)} failed:\n{error}")
+    results = json.loads((run_dir / "results.json").read_text())
+    compile_s = float(results.get("compile_s") or 0.0)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Timing(wall - compile_s, cpu - compile_s, usage.ru_maxrss / 1024, compile_s)
 
 
 @dataclass
@@ -66,22 +86,37 @@ class Rates:
     steady_cpu: float  # seed-steps per CPU-second, same difference
     end_to_end: float  # seed-steps per second of the long run, everything included
     long_wall: float
+    peak_mb: float  # peak memory of the long run
+    compile: str = "false"  # replica_compile
+    compile_s: float = 0.0  # compiling the loss, in the long run (excluded from every rate)
+    ratios: list[float] = field(default_factory=list)  # steady_wall / the plain run's, one per round
+
+    @property
+    def engine(self) -> str:
+        if not self.data:
+            return "plain Lightning run"
+        fused = ", compiled loss" if self.compile == "true" else ""
+        return f"replicas, data drawn by a {self.data}{fused}"
 
 
-def measure(label: str, replicas: int, base: list[str], args, scratch: Path, data: str = "") -> Rates:
+def measure(
+    label: str, replicas: int, base: list[str], args, scratch: Path, data: str = "", compile: str = "false"
+) -> Rates:
     if label == "plain":
         extra = []
     else:  # replicas=1 would run the plain path; force the replica engine for R = 1
         extra = [f"replicas={replicas}"] if replicas > 1 else ["+replicas_engine=true"]
-        extra.append(f"replica_data={data}")
-        label = f"{label}-{data}"
+        extra += [f"replica_data={data}", f"replica_compile={compile}"]
+        label = f"{label}-{data}" + ("-compiled" if compile == "true" else "")
     timings = {}
     for steps in (args.short, args.long):
-        overrides = [*base, *extra, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}"]
+        every = min(args.val_every, steps) if args.val_every else steps
+        overrides = [*base, *extra, f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}"]
         timings[steps] = run_train(overrides, scratch / f"{label}-{replicas}-{steps}")
         print(
-            f"  {label:17s} R={replicas:<4d} {steps:>6d} steps: {timings[steps].wall:7.1f} s wall, "
-            f"{timings[steps].cpu:7.1f} s CPU",
+            f"  {label:26s} R={replicas:<4d} {steps:>6d} steps: {timings[steps].wall:7.1f} s wall, "
+            f"{timings[steps].cpu:7.1f} s CPU, {timings[steps].peak_mb:6.0f} MB, "
+            f"compiling {timings[steps].compile_s:5.1f} s",
             flush=True,
         )
     long, short = timings[args.long], timings[args.short]
@@ -94,6 +129,32 @@ def measure(label: str, replicas: int, base: list[str], args, scratch: Path, dat
         steady_cpu=extra_steps / max(long.cpu - short.cpu, 1e-9),
         end_to_end=replicas * args.long / long.wall,
         long_wall=long.wall,
+        peak_mb=long.peak_mb,
+        compile=compile,
+        compile_s=long.compile_s,
+    )
+
+
+def median_rates(rounds: list[Rates]) -> Rates:
+    """One configuration's rounds as one row: the median of each rate and of the per-round ratios."""
+    first = rounds[0]
+
+    def med(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in rounds)
+
+    ratios = [ratio for r in rounds for ratio in r.ratios]
+    return Rates(
+        first.label,
+        first.replicas,
+        first.data,
+        med("steady_wall"),
+        med("steady_cpu"),
+        med("end_to_end"),
+        med("long_wall"),
+        max(r.peak_mb for r in rounds),
+        first.compile,
+        med("compile_s"),
+        ratios,
     )
 
 
@@ -106,9 +167,11 @@ class Parts:
     model_ms: float  # forward, backward, optimiser and projection on a fixed batch, no regulariser
     model_reg_ms: float  # the same with the regulariser on
     data_torch_ms: float  # drawing as data_ms, with torch's uniform_ kernel instead of fast_uniform's
+    compiled_ms: float = math.nan  # model_ms with replica_compile=true
+    compiled_reg_ms: float = math.nan  # model_reg_ms with replica_compile=true
 
 
-def time_parts(replicas: int, base: list[str], steps: int = 500) -> Parts:
+def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool = False) -> Parts:
     """Time the data and the model halves of a ``replicas``-replica step separately (one thread)."""
     import torch
 
@@ -149,7 +212,14 @@ def time_parts(replicas: int, base: list[str], steps: int = 500) -> Parts:
         reg_on = max(int(run.reg["start"]), int(run.reg["end"])) if float(run.reg["weight"]) else None
         plain_ms = model_ms(0)
         reg_ms = model_ms(reg_on) if reg_on is not None else math.nan
-    return Parts(replicas, drawn_ms, plain_ms, reg_ms, drawn_by_torch_ms)
+        compiled_ms = compiled_reg_ms = math.nan
+        if compiled:  # the same steps with the loss compiled (warm-up excluded by model_ms's first 50)
+            overrides = [f"replicas={replicas}", "replica_data=none", "replica_compile=true"]
+            cfg = compose([*base, *overrides, f"hydra.run.dir={tmp}"])
+            run = ReplicaRun(cfg, replica_settings(cfg))
+            compiled_ms = model_ms(0)
+            compiled_reg_ms = model_ms(reg_on) if reg_on is not None else math.nan
+    return Parts(replicas, drawn_ms, plain_ms, reg_ms, drawn_by_torch_ms, compiled_ms, compiled_reg_ms)
 
 
 def machine() -> str:
@@ -202,28 +272,37 @@ def markdown(
         f"- Load average (1/5/15 min) before: {load_before}; after: {load_after}. The machine is shared, so",
         "  wall-clock rates vary from run to run; the per-CPU-second rates are steadier.",
         f"- Workload: `python train.py task=static_arith task.op={args.op} unit={args.unit} "
-        f"{' '.join(args.extra)}`, batch 128, one validation at the end, the task's default evaluation "
-        "sets (10,000 samples per split).",
+        f"{' '.join(args.extra)}`, batch 128, "
+        + (f"validation every {args.val_every} steps" if args.val_every else "one validation at the end")
+        + ", the task's default evaluation sets (10,000 samples per split).",
         f"- Steady = seed-steps between a {args.short}-step and a {args.long}-step run of the same "
         "configuration, divided by the extra wall (or CPU) time: training steps only. End-to-end = "
-        f"R x {args.long} / wall time of the {args.long}-step run, including start-up, validation and test.",
+        f"R x {args.long} / wall time of the {args.long}-step run, including start-up, validation and test. "
+        "Compiling the loss (`replica_compile=true`: the steps that compiled, from `results.json`) is "
+        "left out of every rate and shown apart.",
         "- R separate runs: one plain `train.py` run (Lightning) per seed, one after another, so their rate "
         "does not depend on R. Two such runs at a time on two cores would at best double their rate; "
         "the last column compares against that best case.",
+        f"- Rounds: {args.rounds}, interleaved; every figure is the median over the rounds, the speed-up the "
+        "median of the per-round ratios (each round's replica rate over that round's plain rate), with "
+        "the rounds' ratios in brackets. Peak memory: the training process (not its data worker).",
         "",
         "| R | engine | steady seed-steps/s | seed-steps per CPU-s | end-to-end seed-steps/s "
-        "| wall of the long run | speed-up vs R separate runs (steady) | vs 2 parallel runs "
-        "| per CPU-s vs plain |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| wall of the long run | compiling | peak memory | speed-up vs R separate runs (steady) "
+        "| vs 2 parallel runs | per CPU-s vs plain |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [plain, *rates]:
-        engine = "plain Lightning run" if r is plain else f"replicas, data drawn by a {r.data}"
-        speedup = r.steady_wall / plain.steady_wall
+        speedup = statistics.median(r.ratios) if r.ratios else r.steady_wall / plain.steady_wall
+        spread = " [" + ", ".join(f"{x:.0f}" for x in r.ratios) + "]" if len(r.ratios) > 1 else ""
         lines.append(
-            f"| {r.replicas} | {engine} | {r.steady_wall:,.0f} | {r.steady_cpu:,.0f} | {r.end_to_end:,.0f} "
-            f"| {r.long_wall:.1f} s | {speedup:.1f}x | {speedup / 2:.1f}x "
-            f"| {r.steady_cpu / plain.steady_cpu:.1f}x |"
+            f"| {r.replicas} | {r.engine} | {r.steady_wall:,.0f} | {r.steady_cpu:,.0f} | "
+            f"{r.end_to_end:,.0f} | {r.long_wall:.1f} s | {r.compile_s:.1f} s | {r.peak_mb:,.0f} MB "
+            f"| {speedup:.1f}x{spread} "
+            f"| {speedup / 2:.1f}x | {r.steady_cpu / plain.steady_cpu:.1f}x |"
         )
+    if args.figure:
+        lines += ["", f"![seed-steps per second against R]({args.figure_link})"]
     if parts is not None:
         bound = max(parts.data_ms, parts.model_ms)
         lines += [
@@ -246,11 +325,41 @@ def markdown(
             ),
             ("model step on a fixed batch (forward, backward, optimiser, projection)", parts.model_ms),
             ("the same with the regulariser on", parts.model_reg_ms),
-            ("the larger of data and model (no regulariser)", bound),
+            ("model step, loss compiled (`replica_compile=true`)", parts.compiled_ms),
+            ("the same with the regulariser on", parts.compiled_reg_ms),
+            ("the larger of data and model (no regulariser, eager)", bound),
         ]:
+            if math.isnan(ms):
+                continue
             rate = parts.replicas * 1e3 / ms if ms == ms else math.nan
             lines.append(f"| {name} | {ms:.2f} | {rate:,.0f} | {rate / plain.steady_wall:.1f}x |")
     return "\n".join(lines) + "\n"
+
+
+def draw_scaling(rates: list[Rates], plain: Rates, path: Path) -> None:
+    """Seed-steps/s (steady) and peak memory against R, one line per engine, the plain run's rate times
+    R (R separate runs in parallel, unlimited cores) and 1x for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nalu_suite.figures import save_figure
+
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(10, 4))
+    for engine in dict.fromkeys(r.engine for r in rates):
+        rows = sorted((r for r in rates if r.engine == engine), key=lambda r: r.replicas)
+        xs = [r.replicas for r in rows]
+        speed.plot(xs, [r.steady_wall for r in rows], "o-", label=engine)
+        memory.plot(xs, [r.peak_mb for r in rows], "o-", label=engine)
+    speed.axhline(plain.steady_wall, color="grey", ls="--", label="one plain run (1x)")
+    speed.axhline(100 * plain.steady_wall, color="grey", ls=":", label="100x one plain run")
+    speed.set(xscale="log", yscale="log", xlabel="replicas R", ylabel="seed-steps / s (steady)")
+    memory.set(xscale="log", yscale="log", xlabel="replicas R", ylabel="peak memory (MB)")
+    speed.legend(fontsize=7)
+    speed.grid(alpha=0.3, which="both")
+    memory.grid(alpha=0.3, which="both")
+    save_figure(fig, path)
 
 
 def replace_section(document: str, section: str) -> str:
@@ -281,6 +390,19 @@ def main() -> None:
         help="comma-separated replica_data modes to run each R with (default process,thread)",
     )
     parser.add_argument(
+        "--compile",
+        default="false",
+        help="comma-separated replica_compile values to run each R with (default false; e.g. false,true)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions (default 1)")
+    parser.add_argument(
+        "--val-every",
+        type=int,
+        default=0,
+        help="validate every N steps in every run (default 0: once, at the end)",
+    )
+    parser.add_argument("--figure", type=Path, help="also draw seed-steps/s and memory against R here")
+    parser.add_argument(
         "--no-parts", action="store_true", help="skip timing the data and model halves of the largest R"
     )
     parser.add_argument("--op", default="mul")
@@ -298,6 +420,13 @@ def main() -> None:
     modes = [m.strip() for m in args.replica_data.split(",") if m.strip()]
     if not modes or any(m not in PREFETCH_MODES for m in modes):
         parser.error(f"--replica-data {args.replica_data!r}: valid modes are {', '.join(PREFETCH_MODES)}")
+    compiles = [c.strip() for c in args.compile.split(",") if c.strip()]
+    if not compiles or any(c not in ("false", "true") for c in compiles):
+        parser.error(f"--compile {args.compile!r}: valid values are false, true")
+    if args.rounds < 1 or args.val_every < 0:
+        parser.error("--rounds must be >= 1 and --val-every >= 0")
+    if args.figure:
+        args.figure_link = os.path.relpath(args.figure.resolve(), args.output.resolve().parent)
 
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     load_before = load()
@@ -309,24 +438,32 @@ def main() -> None:
         "callbacks.progress_bar=null",
         *args.extra,
     ]
+    configs = [(r, mode, c) for r in replica_counts for mode in modes for c in compiles]
+    plains: list[Rates] = []
+    rounds: dict[tuple, list[Rates]] = {key: [] for key in configs}
     with tempfile.TemporaryDirectory(prefix="bench_replicas_") as tmp:
         scratch = Path(tmp)
-        print("plain Lightning run (one seed per process):", flush=True)
-        plain = measure("plain", 1, base, args, scratch)
-        rates = []
-        for replicas in replica_counts:
-            print(f"replicas={replicas}:", flush=True)
-            for mode in modes:
-                rates.append(measure("replicas", replicas, base, args, scratch, mode))
+        for k in range(args.rounds):
+            print(f"round {k + 1} of {args.rounds}; plain Lightning run (one seed per process):", flush=True)
+            plains.append(measure("plain", 1, base, args, scratch))
+            plains[-1].ratios = [1.0]
+            for replicas, mode, c in configs:
+                rates = measure("replicas", replicas, base, args, scratch, mode, c)
+                rates.ratios = [rates.steady_wall / plains[-1].steady_wall]
+                rounds[(replicas, mode, c)].append(rates)
+    plain = median_rates(plains)
+    rates = [median_rates(rounds[key]) for key in configs]
     parts = None
     if not args.no_parts:
         print(f"the data and model halves of an R={max(replica_counts)} step:", flush=True)
-        parts = time_parts(max(replica_counts), base)
+        parts = time_parts(max(replica_counts), base, compiled="true" in compiles)
         print(
             f"  data {parts.data_ms:.2f} ms, model {parts.model_ms:.2f} ms, "
-            f"with regulariser {parts.model_reg_ms:.2f} ms per step",
+            f"with regulariser {parts.model_reg_ms:.2f} ms per step; compiled {parts.compiled_ms:.2f} ms",
             flush=True,
         )
+    if args.figure:
+        draw_scaling(rates, plain, args.figure)
     text = markdown(rates, plain, parts, args, started, load_before, load())
     old = args.output.read_text() if args.output.exists() else ""
     args.output.write_text(replace_section(old, text))

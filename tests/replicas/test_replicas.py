@@ -231,6 +231,7 @@ def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path):
         ("+trainer.gradient_clip_algorithm=max", "gradient_clip_algorithm"),
         ("ckpt_path=/tmp/some.ckpt", "ckpt_path"),
         ("replica_data=fork", "replica_data='fork' is not valid; choose one of: auto, process, thread, none"),
+        ("replica_compile=yes", "replica_compile='yes' is not valid; choose one of: auto, true, false"),
     ],
 )
 def test_bad_replica_settings_are_config_errors_naming_the_key(make_cfg, override, message):

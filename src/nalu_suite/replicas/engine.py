@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from nalu_suite.data import BatchStream, TensorDataModule
 from nalu_suite.errors import ConfigError
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
+from nalu_suite.replicas.compiled import compile_fn
 from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.replicas.model import StackedModel
 from nalu_suite.replicas.settings import ReplicaSettings
@@ -118,6 +120,10 @@ class ReplicaRun:
         self.batches = StackedBatches(streams, prefetch=s.prefetch, device=self.device)
         self._loss_plain = self.model.vmap(self._replica_loss, n_batched_args=2)
         self._loss_reg = self.model.vmap(self._replica_loss_with_reg, n_batched_args=2)
+        if s.compile:  # replica_compile: forward and backward fused by inductor (replicas/compiled.py)
+            self._loss_plain, self._loss_reg = compile_fn(self._loss_plain), compile_fn(self._loss_reg)
+        self._warmed: set[str] = set()  # compiled losses that have run (and compiled) once
+        self.compile_s = 0.0  # wall time of the steps that compiled them
         self._predict = self.model.vmap(self._replica_predict, n_batched_args=2)
 
         self.step = 0
@@ -141,6 +147,8 @@ class ReplicaRun:
         """One optimiser step of every live replica on its slice of ``batch``; a replica whose loss is no
         longer finite is frozen at its last weights (``diverged_at``), the others go on."""
         lam = regularizer_weight(self.reg, self.step)
+        compiling = self.settings.compile and ("reg" if lam else "plain") not in self._warmed
+        started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         if lam:
             task_loss, reg = self._loss_reg(self.model.state(), *batch)
@@ -166,6 +174,9 @@ class ReplicaRun:
             self.model.load_(self._frozen, replicas=~self.alive)
         self.step += 1
         self.last_loss, self.last_reg_weight = task_loss.detach(), lam
+        if compiling:
+            self._warmed.add("reg" if lam else "plain")
+            self.compile_s += time.perf_counter() - started
 
     def _mark_diverged(self, newly: torch.Tensor) -> None:
         for k in newly.nonzero().flatten().tolist():

@@ -71,6 +71,8 @@ def replica_results(run: ReplicaRun, wall: float) -> dict[str, Any]:
         "train_steps": float(run.step),
         "wall_time_s": round(wall, 2),
         "seed_steps_per_s": round(run.settings.replicas * run.step / max(wall, 1e-9), 1),
+        "compiled": run.settings.compile,
+        "compile_s": round(run.compile_s, 2),  # wall time of the steps that compiled (in wall_time_s)
         "replicas": rows,
     }
 
@@ -122,7 +124,12 @@ def train_replicas(cfg: DictConfig) -> dict[str, Any]:
     run = ReplicaRun(cfg, settings)
     # the uniform kernel is loaded already (the evaluation sets were drawn with it), so the forked
     # data worker inherits it
-    log.info("replica data drawn by: %s; uniform draws: %s", run.batches.prefetch, fast_uniform.backend())
+    log.info(
+        "replica data drawn by: %s; uniform draws: %s; compiled step: %s",
+        run.batches.prefetch,
+        fast_uniform.backend(),
+        settings.compile,
+    )
     batches = iter(run.batches)  # starts the data worker (a forked process) before the bar's thread
     try:
         fit_lockstep(

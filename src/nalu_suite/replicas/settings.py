@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from nalu_suite.errors import ConfigError, check_choice, check_positive_int
+from nalu_suite.replicas.compiled import COMPILE_MODES, resolve
 from nalu_suite.replicas.data import PREFETCH_MODES, default_prefetch
 
 
 @dataclass(frozen=True)
 class ReplicaSettings:
-    """The replica loop's settings: seeds, steps, validation, clipping, device, progress, data worker."""
+    """The replica loop's settings: seeds, steps, validation, clipping, device, progress, data worker,
+    compilation."""
 
     replicas: int
     seed: int
@@ -24,6 +26,7 @@ class ReplicaSettings:
     device: str
     progress_bar: bool
     prefetch: str  # replica_data, resolved: process | thread | none
+    compile: bool = False  # replica_compile, resolved
 
     @property
     def seeds(self) -> list[int]:
@@ -57,6 +60,8 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
     device = "cuda" if want_gpu else "cpu"
     prefetch = str(cfg.get("replica_data") or "auto")
     check_choice("replica_data", prefetch, ("auto", *PREFETCH_MODES))
+    compile_mode = str(cfg.get("replica_compile", "false")).lower()
+    check_choice("replica_compile", compile_mode, COMPILE_MODES)
     return ReplicaSettings(
         replicas=replicas,
         seed=int(cfg.seed),
@@ -68,4 +73,5 @@ def replica_settings(cfg: DictConfig) -> ReplicaSettings:
         device=device,
         progress_bar=bool((cfg.get("callbacks") or {}).get("progress_bar")),
         prefetch=default_prefetch(device) if prefetch == "auto" else prefetch,
+        compile=resolve(compile_mode, device),
     )

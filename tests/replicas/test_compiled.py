@@ -1,0 +1,101 @@
+"""``replica_compile``: the replica loss through ``torch.compile`` trains the replicas of the eager run."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from nalu_suite.replicas import compiled, train_replicas
+
+# the regulariser ramp, gradient clipping by norm and the cosine schedule all inside 60 steps
+SHORT_RUN = [
+    "task=static_arith",
+    "task.op=mul",
+    "unit=nmu",
+    "task.eval_size=200",
+    "task.baseline_draws=1",
+    "batch_size=32",
+    "trainer.max_steps=60",
+    "trainer.val_check_interval=20",
+    "optim.lr=0.003",
+    "optim.schedule=cosine",
+    "trainer.gradient_clip_val=1.0",
+    "regularizer.weight=1.0",
+    "regularizer.start=20",
+    "regularizer.end=40",
+    "replicas=3",
+]
+
+
+def configure(make_cfg, *overrides: str, out: str):
+    cfg = make_cfg(*SHORT_RUN, *overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(Path(cfg.paths.output_dir).parent / out)
+    return cfg
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A fresh nalu-suite cache; inductor's cache directory chosen anew by the code under test."""
+    monkeypatch.setenv("NALU_SUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    return tmp_path / "cache"
+
+
+def test_a_compiled_run_trains_the_eager_runs_replicas_to_float32_rounding(make_cfg, private_cache):
+    """Every code path of a step with the loss compiled: the same solved_at and metrics as eager to
+    float32 rounding, not bit for bit."""
+    eager = train_replicas(configure(make_cfg, "replica_compile=false", out="eager"))
+    fused = train_replicas(configure(make_cfg, "replica_compile=true", out="fused"))
+
+    assert not eager["compiled"] and eager["compile_s"] == 0
+    assert fused["compiled"] and fused["compile_s"] > 0  # both losses (with and without the regulariser)
+    for e, c in zip(eager["replicas"], fused["replicas"], strict=True):
+        assert c["seed"] == e["seed"]
+        for key in ("val/mse", "test/interp/mse", "test/extrap/mse", "sparsity_error", "train/loss"):
+            assert c[key] == pytest.approx(e[key], rel=1e-3, abs=1e-6), key
+    # inductor's libraries were written to the private cache, owner-only, not the shared /tmp default
+    inductor = private_cache / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(inductor)
+    assert stat.S_IMODE(inductor.stat().st_mode) == 0o700 and any(inductor.iterdir())
+
+
+def test_an_untrusted_cache_keeps_inductor_out_of_it(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could plant a library here
+    monkeypatch.setenv("NALU_SUITE_CACHE", str(shared))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    with pytest.warns(RuntimeWarning, match="not owned by this user alone"):
+        compiled.use_private_cache()
+    chosen = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    assert not chosen.startswith(str(shared))
+    assert stat.S_IMODE(os.stat(chosen).st_mode) == 0o700  # a fresh mkdtemp
+
+
+def test_a_chosen_inductor_cache_is_respected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    compiled.use_private_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_auto_compiles_where_code_generation_can_run(monkeypatch):
+    assert compiled.resolve("true", "cpu") and not compiled.resolve("false", "cuda")
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)  # no C++ compiler
+    assert not compiled.resolve("auto", "cpu")
+    assert compiled.resolve("auto", "cuda")  # CUDA code generation needs no host C++ compiler here
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert compiled.resolve("auto", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_replicas_train_on_cuda_as_on_the_cpu(make_cfg):
+    cpu = train_replicas(configure(make_cfg, "replica_compile=false", out="cpu"))
+    gpu = train_replicas(configure(make_cfg, "replica_compile=auto", "trainer=gpu", out="gpu"))
+    for c, g in zip(cpu["replicas"], gpu["replicas"], strict=True):
+        assert g["test/extrap/mse"] == pytest.approx(c["test/extrap/mse"], rel=1e-2)
