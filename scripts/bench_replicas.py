@@ -362,11 +362,11 @@ def draw_scaling(rates: list[Rates], plain: Rates, path: Path) -> None:
     save_figure(fig, path)
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with its ``SECTION`` (up to the next ``## `` heading) replaced by ``section``."""
-    if SECTION not in document:
+def replace_section(document: str, section: str, title: str = SECTION) -> str:
+    """``document`` with its ``title`` section (up to the next ``## `` heading) replaced by ``section``."""
+    if title not in document:
         return (document.rstrip() + "\n\n" if document.strip() else "# Benchmarks\n\n") + section
-    before, rest = document.split(SECTION, 1)
+    before, rest = document.split(title, 1)
     after = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
     return before + section + ("\n" + after if after else "")
 

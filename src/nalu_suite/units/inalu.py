@@ -55,7 +55,7 @@ def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
     # log|f| with the exact zeros replaced by log 1 = 0 (the where() inside the log: no 0 * inf backward)
     log_abs = torch.log(torch.where(exact_zero, torch.ones_like(factors), factors).abs())
     table = torch.cat([log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2)  # (3 out, 2 in)
-    which = torch.cat([x == 0, x < 0], dim=-1).to(x.dtype)  # (..., 2 in)
+    which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
     # one product gives log|s|, the number of negative factors and the number of zero factors
     log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
     sign = 1 - 2 * torch.remainder(n_negative, 2)
