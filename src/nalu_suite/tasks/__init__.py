@@ -17,6 +17,7 @@ TASKS: dict[str, str] = {
     "num2words": "nalu_suite.tasks.num2words:Num2WordsTask",
     "mnist_count": "nalu_suite.tasks.mnist.task:MnistCountTask",
     "mnist_add": "nalu_suite.tasks.mnist.task:MnistAddTask",
+    "mnist_prod": "nalu_suite.tasks.mnist.product:MnistProdTask",
     "program_eval": "nalu_suite.tasks.program_eval.task:ProgramEvalTask",
     "gridworld": "nalu_suite.tasks.gridworld.task:GridWorldTask",
 }

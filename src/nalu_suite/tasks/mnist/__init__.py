@@ -1,4 +1,5 @@
-"""MNIST digit counting and digit addition over image sequences (Trask et al. 2018 §4.2, Table 2).
+"""MNIST digit counting and digit addition over image sequences (Trask et al. 2018 §4.2, Table 2), and the
+sequential MNIST product (Madsen & Johansen 2020 §4.2, :mod:`.product`).
 
 A sample is a sequence of MNIST images; the target is only known for the whole sequence:
 
@@ -52,6 +53,8 @@ counts), ``acc`` (the rounded prediction equals the target; for counting all 10 
 
 **Modules.** :mod:`.data` reads, decompresses and checks the MNIST files; :mod:`.datamodule` serves the
 batches (Lightning); :mod:`.sequences` draws image sequences and their targets; :mod:`.model` holds
-:class:`DigitSequenceModel`; :mod:`.task` the tasks (``mnist_count``, ``mnist_add``). The CNN's slow,
+:class:`DigitSequenceModel`; :mod:`.task` the tasks (``mnist_count``, ``mnist_add``); :mod:`.product` the
+running product of digits 1-9 (``mnist_prod``: ``cumulative`` outputs, a one-number multiplicative cell,
+the ``solved`` reference core, R_z and success per length). The CNN's slow,
 averaged training is :class:`nalu_suite.slow_averaged.SlowAveragedModule`.
 """

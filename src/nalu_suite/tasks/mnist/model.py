@@ -22,7 +22,9 @@ from nalu_suite.tasks.mnist.sequences import NUM_DIGITS
 from nalu_suite.units import build_unit
 from nalu_suite.units.cells import build_cell, run_cell
 
-CORES = ("shared", "joint")
+CORES = ("shared", "joint", "solved")
+#: what the ``solved`` core (no learned arithmetic) does with the digit values over the sequence
+SOLVED_OPS = ("sum", "prod")
 DIGIT_VALUES = ("learned", "expectation", "regression")
 
 
@@ -42,6 +44,9 @@ class DigitSequenceModel(ArithmeticModel):
         cnn_lr_scale: float = 1.0,
         cnn_warmup_steps: int = 0,
         cnn_average: float = 0.0,
+        cumulative: bool = False,
+        readout: bool = True,
+        solved_op: str = "sum",
     ) -> None:
         super().__init__()
         scores = 1 if digit_value == "regression" else NUM_DIGITS
@@ -56,13 +61,27 @@ class DigitSequenceModel(ArithmeticModel):
         if core not in CORES:
             raise ConfigError(f"task.core={core!r} is not valid; choose one of: {', '.join(CORES)}")
         self.core = core
+        self.cumulative = bool(cumulative)
+        if solved_op not in SOLVED_OPS:
+            raise ConfigError(f"solved_op={solved_op!r} is not valid; choose one of: {', '.join(SOLVED_OPS)}")
+        self.solved_op = solved_op
         channels = NUM_DIGITS if digit_value is None else 1
-        cell_in, cell_out = (1, 1) if core == "shared" else (channels, out_features)
+        cell_in, cell_out = (channels, out_features) if core == "joint" else (1, 1)
+        if not readout and hidden_size != cell_out:
+            raise ConfigError(
+                f"task.hidden_size={hidden_size} must be {cell_out}: with no readout the state is the output"
+            )
         # hidden_size is the whole state of the cell; the task scales it with the channels for `joint`
         try:
-            self.cell = build_cell(unit["first"], cell_in, hidden_size, **(unit.get("first_options") or {}))
-            self.second = build_unit(
-                unit["second"], hidden_size, cell_out, **(unit.get("second_options") or {})
+            self.cell = (
+                None
+                if core == "solved"
+                else build_cell(unit["first"], cell_in, hidden_size, **(unit.get("first_options") or {}))
+            )
+            self.second = (
+                build_unit(unit["second"], hidden_size, cell_out, **(unit.get("second_options") or {}))
+                if readout and core != "solved"
+                else nn.Identity()
             )
         except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from err
@@ -93,13 +112,24 @@ class DigitSequenceModel(ArithmeticModel):
         """``(B, T, C)`` per-image features -> ``(B, out)``: run the core, read out its final state.
 
         ``shared`` core: each of the ``C`` channels is its own length-``T`` sequence of numbers, run
-        through the same 1-input cell and 1-output readout; ``joint``: one cell reads all ``C`` channels.
+        through the same 1-input cell and 1-output readout; ``joint``: one cell reads all ``C`` channels;
+        ``solved``: no learned core, the exact running ``solved_op`` (sum or product) of each channel
+        (Madsen & Johansen's "solved accumulator" reference model). ``cumulative``: the output after
+        every step, ``(B, T * out)`` in time order, instead of the final one.
         """
         batch, length, channels = features.shape
+        if self.core == "solved":
+            running = features.cumprod(dim=1) if self.solved_op == "prod" else features.cumsum(dim=1)
+            return running.reshape(batch, -1) if self.cumulative else running[:, -1]
         if self.core == "shared":
             features = features.transpose(1, 2).reshape(batch * channels, length, 1)
         outputs, _ = run_cell(self.cell, features)
-        return self.second(outputs[:, -1]).reshape(batch, -1)
+        if not self.cumulative:
+            return self.second(outputs[:, -1]).reshape(batch, -1)
+        outputs = self.second(outputs)  # (B or B * C, T, out)
+        if self.core == "shared":
+            outputs = outputs.reshape(batch, channels, length).transpose(1, 2)
+        return outputs.reshape(batch, -1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The plain loop: ``(B, T, 28, 28)`` images -> ``(B, out)``, one CNN pass per image."""

@@ -2,7 +2,8 @@
 
 A sequence is a row of indices into the image table, cut from back-to-back random permutations of a pool
 (:func:`draw_sequences`); its target is the count of every digit (:func:`count_targets`, ``mnist_count``) or
-the sum of the digits (:func:`sum_targets`, ``mnist_add``).
+the sum of the digits (:func:`sum_targets`, ``mnist_add``) or the running product after every image
+(:func:`cumprod_targets`, ``mnist_prod``, Madsen & Johansen 2020 §4.2).
 """
 
 from __future__ import annotations
@@ -38,3 +39,9 @@ def count_targets(labels: torch.Tensor) -> torch.Tensor:
 def sum_targets(labels: torch.Tensor) -> torch.Tensor:
     """``(n, T)`` digit labels -> ``(n, 1)`` sums."""
     return labels.sum(dim=1, keepdim=True).float()
+
+
+def cumprod_targets(labels: torch.Tensor) -> torch.Tensor:
+    """``(n, T)`` digit labels -> ``(n, T)`` running products ``t_i = z_1 z_2 ... z_i`` (computed in float64:
+    exact up to 2**53, i.e. every product of up to 16 digits, before the cast to float32)."""
+    return labels.to(torch.float64).cumprod(dim=1).float()

@@ -70,8 +70,22 @@ class MnistSequenceTask(Task):
         self.cnn_dropout = float(task.get("cnn_dropout", 0.5))
         if not 0.0 <= self.cnn_dropout < 1.0:
             raise ConfigError(f"task.cnn_dropout={self.cnn_dropout} must be in [0, 1)")
+        self.allowed_digits = self._digit_set(task.get("digits"))
         self.data_dir = task.get("data_dir")
         self.digits: MnistDigits | None = None  # attached by the datamodule's setup (or attach_digits)
+
+    @staticmethod
+    def _digit_set(value) -> tuple[int, ...]:
+        """``task.digits``: the digits whose images the pools keep (default, null: all ten)."""
+        if value is None:
+            return tuple(range(NUM_DIGITS))
+        try:
+            digits = tuple(sorted({int(d) for d in value}))
+        except (TypeError, ValueError):
+            digits = ()
+        if not digits or not all(0 <= d < NUM_DIGITS for d in digits):
+            raise ConfigError(f"task.digits={value!r} must be a non-empty list of digits 0-9")
+        return digits
 
     def _positive_int(self, key: str) -> int:
         return check_positive_int(f"task.{key}", self.cfg.get(key))
@@ -105,12 +119,16 @@ class MnistSequenceTask(Task):
         return self.digits
 
     def pool(self, name: str) -> torch.Tensor:
-        """Indices (into the image table) of the ``train``, ``val`` or ``test`` pool; they are disjoint."""
+        """Indices (into the image table) of the ``train``, ``val`` or ``test`` pool; they are disjoint.
+        Only images of ``task.digits`` are kept."""
         d = self.require_digits()
         first_val = d.n_train - self.val_images
         bounds = {"train": (0, first_val), "val": (first_val, d.n_train), "test": (d.n_train, len(d.labels))}
         check_choice("pool", name, bounds)
-        return torch.arange(*bounds[name])
+        indices = torch.arange(*bounds[name])
+        if len(self.allowed_digits) < NUM_DIGITS:
+            indices = indices[torch.isin(d.labels[indices], torch.tensor(self.allowed_digits))]
+        return indices
 
     def sequences(
         self, pool: str, n: int, length: int, g: torch.Generator
@@ -145,12 +163,12 @@ class MnistSequenceTask(Task):
         rows = []
         for idx, target in zip(indices, targets, strict=True):
             digits = self.digits.labels[idx].tolist()
-            shown = target.long().tolist() if self.out_features > 1 else int(target)
+            shown = target.long().tolist() if target.numel() > 1 else int(target)
             rows.append(
                 {
                     "text": f"images of the digits {' '.join(map(str, digits))} -> {shown}",
                     "inputs": idx.tolist(),  # rows of the image table (MNIST train 0..59999, test 60000..)
-                    "target": target.tolist() if self.out_features > 1 else float(target),
+                    "target": target.tolist() if target.numel() > 1 else float(target),
                 }
             )
         return rows
@@ -172,7 +190,12 @@ class MnistSequenceTask(Task):
             cnn_lr_scale=self.cnn_lr_scale,
             cnn_warmup_steps=self.cnn_warmup_steps,
             cnn_average=self.cnn_average,
+            **self.model_options(),
         )
+
+    def model_options(self) -> dict[str, Any]:
+        """Further :class:`DigitSequenceModel` arguments of a subclass (e.g. ``cumulative``)."""
+        return {}
 
     def images_on(self, device: torch.device) -> torch.Tensor:
         """The ``uint8`` image table on ``device`` (copied there once)."""
