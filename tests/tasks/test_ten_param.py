@@ -53,11 +53,35 @@ def test_nau_then_nmu_has_ten_weights_and_the_exact_solution_succeeds():
     [
         ({"op": "add"}, "task.op (the 10-parameter task is a product)='add'"),
         ({"input_size": 5}, "=5 is not valid"),
+        ({"second_step": 0}, "task.second_step=0 must be a number in (0, 1]"),
+        ({"second_step": 2.0}, "task.second_step=2.0 must be a number in (0, 1]"),
     ],
 )
 def test_other_ops_and_sizes_are_rejected_with_the_choice(change, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TenParamTask(ten_cfg(**change), UNIT, 0)
+
+
+def test_second_step_scales_the_nmu_steps_of_whitened_adam_and_not_the_naus():
+    from nalu_suite.optim import build_optimizer, whitening_pairs
+
+    moves = {}
+    for step in (1.0, 0.1):
+        task = TenParamTask(ten_cfg(second_step=step), UNIT, 0)
+        torch.manual_seed(0)
+        model = task.build_model()
+        before = [p.detach().clone() for p in (model.first.W, model.second.W)]
+        pairs = whitening_pairs(model.named_parameters(), task.input_whitening())
+        optim = {"name": "adam", "lr": 1e-3, "whiten_from": 0}
+        optimizer = build_optimizer(list(model.parameters()), optim, 10, pairs)
+        x, y = task.sample(generator(0, "t"), 64, [1, 2])
+        (model(x) - y).pow(2).mean().backward()
+        optimizer.step()
+        moves[step] = [p.detach() - b for p, b in zip((model.first.W, model.second.W), before, strict=True)]
+    assert moves[1.0][1].abs().min() > 0
+    # the NMU's step is a tenth (to float32 rounding of W ~ 0.5); the NAU's is unchanged
+    torch.testing.assert_close(moves[0.1][1], 0.1 * moves[1.0][1], rtol=1e-3, atol=1e-7)
+    torch.testing.assert_close(moves[0.1][0], moves[1.0][0])
 
 
 def test_the_benchmark_command_writes_the_table(tmp_path, one_thread):
