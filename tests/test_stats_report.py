@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from nalu_suite.report import report
-from nalu_suite.stats import mean_std, median_or_none, wilson_interval
+from nalu_suite.stats import mean_std, median_or_none, student_t_quantile, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,16 @@ def test_group_by_reads_a_key_a_job_did_not_override_from_its_resolved_config(tm
     }
     runs, mae = (c.strip() for c in rows["unit=nau, task.kind=programs, task.missing=-"])
     assert (runs, mae) == ("2", "2 ± 1.414")
+
+
+@pytest.mark.parametrize(
+    "p, df, expected",  # scipy.stats.t.ppf's values
+    [(0.99, 1, 31.820516), (0.99, 2, 6.964557), (0.99, 8, 2.896459), (0.975, 10, 2.228139), (0.5, 3, 0.0)],
+)
+def test_student_t_quantile_matches_the_tables(p, df, expected):
+    assert student_t_quantile(p, df) == pytest.approx(expected, abs=2e-6)
+
+
+def test_student_t_quantile_refuses_what_it_cannot_give():
+    with pytest.raises(ValueError, match="0.5 <= p < 1 and df >= 1"):
+        student_t_quantile(0.1, 3)

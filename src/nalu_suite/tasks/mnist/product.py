@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from nalu_suite.errors import ConfigError, check_choice, check_number
+from nalu_suite.stats import student_t_quantile
 from nalu_suite.tasks.mnist.model import DigitSequenceModel
 from nalu_suite.tasks.mnist.sequences import cumprod_targets
 from nalu_suite.tasks.mnist.task import MnistSequenceTask
@@ -55,13 +56,11 @@ ALPHA = 0.01
 def reference_thresholds(mse: list[list[float]], alpha: float = ALPHA) -> list[float]:
     """Per length, ``mean + t_{1 - alpha, n - 1} * sd / sqrt(n)`` of ``mse[run][length]`` over ``n >= 2`` runs
     (Madsen & Johansen's success threshold, ``export/sequential_mnist_prod_long.r``)."""
-    from scipy.stats import t
-
     values = torch.tensor(mse, dtype=torch.float64)
     if values.dim() != 2 or values.shape[0] < 2:
         raise ConfigError(f"reference thresholds need the MSEs of at least 2 runs, got {values.shape[0]}")
     n = values.shape[0]
-    spread = float(t.ppf(1 - alpha, n - 1)) * values.std(dim=0) / math.sqrt(n)
+    spread = student_t_quantile(1 - alpha, n - 1) * values.std(dim=0) / math.sqrt(n)
     return (values.mean(dim=0) + spread).tolist()
 
 
