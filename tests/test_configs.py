@@ -111,14 +111,14 @@ def test_unit_auto_applies_the_ops_recipe_where_the_command_line_is_silent(make_
     from nalu_suite.recipes import recipe_keys
     from nalu_suite.runtime import to_plain
 
-    shared = make_cfg("task=static_arith", "task.op=square")
-    assert "square" not in shared.task.recipes, "the test needs an op without its own recipe"
+    shared = make_cfg("task=static_arith", "task.op=div")
+    assert "div" not in shared.task.recipes, "the test needs an op without its own recipe"
     recipe = OmegaConf.to_container(shared.task.recipes.sqrt)
     assert recipe, "the test needs an op with its own recipe"
     cfg = make_cfg("task=static_arith", "task.op=sqrt")
     for key, value in recipe.items():
         assert OmegaConf.select(cfg, key) == value
-        assert OmegaConf.select(shared, key) != value  # square keeps the shared recipe
+        assert OmegaConf.select(shared, key) != value  # div keeps the shared recipe
     key, value = next(iter(recipe.items()))
     mine = 0.123 if not isinstance(value, bool) else not value
     cfg = make_cfg("task=static_arith", "task.op=sqrt", f"{key}={mine}")

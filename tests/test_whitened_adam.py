@@ -123,6 +123,41 @@ def test_state_dict_round_trip_continues_identically():
     assert torch.equal(W, W2)
 
 
+def test_after_whiten_until_it_is_a_fresh_torch_adam_from_the_weights_it_reached():
+    """Whitened steps from 0 to 3, then plain Adam with new moments: the same as torch's Adam started at
+    step 3 from the whitened run's weights."""
+    start = torch.randn(3, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ours = start.clone().requires_grad_()
+    P = uniform_whitening(4, 1.0, 2.0).double()
+    opt = WhitenedAdam([{"params": [ours], "whiten": P}], lr=0.05, start=0, stop=3)
+    data = list(_data())
+    assert len(data) > 5
+    theirs, ref = None, None
+    for k, (x, t) in enumerate(data):
+        if k == 3:  # the switch: torch's Adam takes over from where the whitened steps left the weights
+            theirs = ours.detach().clone().requires_grad_()
+            ref = torch.optim.Adam([theirs], lr=0.05)
+        pairs = [(ours, opt)] + ([(theirs, ref)] if theirs is not None else [])
+        for w, o in pairs:
+            o.zero_grad()
+            _quadratic(w, x, t).backward()
+            o.step()
+        if k == 2:
+            whitened = WhitenedAdam([{"params": [w := start.clone().requires_grad_()], "whiten": P}], lr=0.05)
+            for x2, t2 in data[:3]:
+                whitened.zero_grad()
+                _quadratic(w, x2, t2).backward()
+                whitened.step()
+            assert torch.allclose(ours, w, rtol=1e-12, atol=1e-12)  # whitened until the switch
+    assert torch.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    always = WhitenedAdam([{"params": [w := start.clone().requires_grad_()], "whiten": P}], lr=0.05)
+    for x, t in data:
+        always.zero_grad()
+        _quadratic(w, x, t).backward()
+        always.step()
+    assert not torch.allclose(ours, w, rtol=1e-6, atol=1e-6)  # stopping the whitening changed the steps
+
+
 @pytest.mark.parametrize(
     "optim, message",
     [
@@ -130,6 +165,8 @@ def test_state_dict_round_trip_continues_identically():
         ({"name": "adam", "whiten_from": -1}, "must be null or a step >= 0"),
         ({"name": "adam", "whiten_from": True}, "must be null or a step >= 0"),
         ({"name": "adam", "whiten_from": "100"}, "must be null or a step >= 0"),
+        ({"name": "adam", "whiten_from": 100, "whiten_until": 100}, "a step after optim.whiten_from=100"),
+        ({"name": "adam", "whiten_until": 100}, "a step after optim.whiten_from=None"),
     ],
 )
 def test_bad_whiten_from_is_a_config_error(optim, message):

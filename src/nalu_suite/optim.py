@@ -22,7 +22,7 @@ SCHEDULES = ("none", "cosine")
 
 
 #: the keys of ``optim`` that are ours; the others are the optimiser's keyword arguments
-OWN_KEYS = ("name", "schedule", "final_lr_factor", "whiten_from")
+OWN_KEYS = ("name", "schedule", "final_lr_factor", "whiten_from", "whiten_until")
 
 
 def check_optim(optim: dict[str, Any]) -> None:
@@ -49,6 +49,13 @@ def check_optim(optim: dict[str, Any]) -> None:
             raise ConfigError(f"optim.whiten_from={start!r} must be null or a step >= 0")
         if optim.get("name", "adam") != "adam":
             raise ConfigError(f"optim.whiten_from={start} needs optim.name=adam, not {optim['name']!r}")
+    stop = optim.get("whiten_until")
+    if stop is not None and (
+        isinstance(stop, bool) or not isinstance(stop, int) or start is None or stop <= start
+    ):
+        raise ConfigError(
+            f"optim.whiten_until={stop!r} must be null or a step after optim.whiten_from={start!r}"
+        )
 
 
 def cosine_factor(step: int, total: int, floor: float) -> float:
@@ -67,7 +74,8 @@ def build_optimizer(params, optim: dict[str, Any], max_steps: int, whitening=())
     Returns what ``LightningModule.configure_optimizers`` returns.
 
     ``optim.whiten_from=N`` uses :class:`~nalu_suite.whitened_adam.WhitenedAdam`, whose steps for each
-    ``(weight, P)`` pair of ``whitening`` (from ``Task.input_whitening``) are whitened from step N on;
+    ``(weight, P)`` pair of ``whitening`` (from ``Task.input_whitening``) are whitened from step N on
+    (until ``optim.whiten_until``, if set);
     with no such pair (e.g. a NALU first layer) it warns and builds plain Adam."""
     check_optim(optim)
     optim = dict(optim)
@@ -75,6 +83,7 @@ def build_optimizer(params, optim: dict[str, Any], max_steps: int, whitening=())
     schedule = optim.pop("schedule", "none")
     floor = float(optim.pop("final_lr_factor", 0.01))
     start = optim.pop("whiten_from", None)
+    stop = optim.pop("whiten_until", None)
     pairs = list(whitening)
     if start is not None and not pairs:
         log.warning("optim.whiten_from=%s: the model has no input weights to whiten; plain Adam", start)
@@ -86,7 +95,7 @@ def build_optimizer(params, optim: dict[str, Any], max_steps: int, whitening=())
         whitened = {id(weight) for weight, _ in pairs}
         rest = [p for p in params if id(p) not in whitened]
         groups = [{"params": [w], "whiten": P} for w, P in pairs] + ([{"params": rest}] if rest else [])
-        optimizer = WhitenedAdam(groups, start=start, **optim)
+        optimizer = WhitenedAdam(groups, start=start, stop=stop, **optim)
     if schedule == "none":
         return optimizer
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -14,6 +14,12 @@ The preconditioner acts from step ``start`` on; before that the steps are plain 
 first step fails (``optim.whiten_from=0`` solves 2 of 20 seeds of mul): the first steps must scale both
 hidden units up at once, along the very direction that whitening slows down, and the NMU meanwhile
 switches one of them off. From step 100 on it solves 98 of 100 (docs/static_arith.md).
+
+The preconditioner can also stop (``optim.whiten_until``): whitened steps barely move a weight along
+the inputs' mean direction, which is where the sparsity regulariser's pull on many small weights of one
+sign points, so a regulariser acting under whitened steps leaves them about 0.01 off {-1, 0, 1}. From
+step ``stop`` on the steps are plain Adam again, with fresh moments (the old ones are in the whitened
+basis).
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ def uniform_whitening(n: int, lo: float, hi: float) -> torch.Tensor:
 class WhitenedAdam(torch.optim.Optimizer):
     """Adam (Kingma & Ba 2015, as ``torch.optim.Adam`` without amsgrad) whose parameter groups may carry
     ``whiten``: a ``(in, in)`` matrix ``P`` for weights of shape ``(..., out, in)``, applied from step
-    ``start`` (counted per parameter, from 0). Groups without ``whiten`` are plain Adam."""
+    ``start`` (counted per parameter, from 0) until ``stop`` (exclusive; ``None``: to the end). Groups
+    without ``whiten`` are plain Adam."""
 
     def __init__(
         self,
@@ -52,6 +59,7 @@ class WhitenedAdam(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         start: int = 0,
+        stop: int | None = None,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -60,6 +68,7 @@ class WhitenedAdam(torch.optim.Optimizer):
             "weight_decay": weight_decay,
             "whiten": None,
             "start": int(start),
+            "stop": None if stop is None else int(stop),
         }
         super().__init__(params, defaults)
 
@@ -82,13 +91,17 @@ class WhitenedAdam(torch.optim.Optimizer):
                 grad = p.grad
                 if group["weight_decay"]:
                     grad = grad.add(p, alpha=group["weight_decay"])
-                whiten = group["whiten"]
-                active = whiten is not None and state["step"] >= group["start"]
+                whiten, stop = group["whiten"], group["stop"]
+                if whiten is not None and state["step"] == stop:  # back to plain Adam: fresh moments
+                    state["exp_avg"].zero_()
+                    state["exp_avg_sq"].zero_()
+                    state["restart"] = stop
+                active = whiten is not None and group["start"] <= state["step"] < (stop or math.inf)
                 if active:
                     whiten = whiten.to(grad)
                     grad = grad @ whiten
                 state["step"] += 1
-                t = state["step"]
+                t = state["step"] - state.get("restart", 0)  # steps of the current moments
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(grad, 1 - beta1)
                 v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
