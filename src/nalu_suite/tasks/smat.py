@@ -24,7 +24,6 @@ range 2, ...). ``range_of_seed`` gives the mapping; ``nalu-bench smat`` splits t
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +31,8 @@ import torch
 from nalu_suite.errors import ConfigError, check_choice, check_positive_int
 from nalu_suite.rng import generator
 from nalu_suite.tasks.arithmetic import OP_SYMBOLS, OPS, draw_subsets
-from nalu_suite.tasks.base import ArithmeticModel, Task
+from nalu_suite.tasks.base import ArithmeticModel
+from nalu_suite.tasks.extrapolation import ExtrapolationTask
 from nalu_suite.tasks.static_arith import draw_into
 from nalu_suite.units import UNIT_NAMES, build_unit
 
@@ -152,13 +152,8 @@ class SingleModuleModel(ArithmeticModel):
         return self.module(x)
 
 
-class SmatTask(Task):
+class SmatTask(ExtrapolationTask):
     name = "smat"
-    val_splits = ("val", "val_extrap")
-    test_splits = ("test/interp", "test/extrap")
-    monitor = "val/mse"
-    success_metric = "test/extrap/mse"
-    solved_metric = "val_extrap/mse"
 
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
         check_choice("task.op", task.get("op"), SMAT_OPS)
@@ -199,18 +194,9 @@ class SmatTask(Task):
         g = generator(0, "smat eval", key, self.range, self.input_size, self.eval_size)
         return self.sample(g, self.eval_size, self.extrap if extrap else self.interp)
 
-    def build_datamodule(self, data_dir: str | Path, batch_size: int):
-        from nalu_suite.data import BatchStream, TensorDataModule
-
-        def draw(g: torch.Generator, n: int, out=None):
-            return self.sample(g, n, self.interp, out=out)
-
-        return TensorDataModule(
-            BatchStream(draw, batch_size, self.seed),
-            val=[self.fixed_set(s) for s in self.val_splits],
-            test=[self.fixed_set(s) for s in self.test_splits],
-            batch_size=batch_size,
-        )
+    @property
+    def training_range(self) -> Intervals:
+        return self.interp
 
     def preview(self, n: int) -> list[dict[str, Any]]:
         x, y = self.sample(generator(self.seed, "preview"), n, self.interp)

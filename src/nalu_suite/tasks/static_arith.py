@@ -11,7 +11,6 @@ initialisation, averaged over ``baseline_draws`` draws; 0 = perfect) and, on ext
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +19,8 @@ from nalu_suite import fast_uniform
 from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.rng import generator
 from nalu_suite.tasks.arithmetic import OP_SYMBOLS, OPS, check_arith_config, draw_subsets, eps_threshold
-from nalu_suite.tasks.base import ArithmeticModel, Task
+from nalu_suite.tasks.base import ArithmeticModel
+from nalu_suite.tasks.extrapolation import ExtrapolationTask
 from nalu_suite.units import UNIT_NAMES, build_unit
 
 
@@ -53,13 +53,8 @@ def draw_into(x: torch.Tensor, value_range, g: torch.Generator) -> torch.Tensor:
     return fast_uniform.uniform_(x, value_range[0], value_range[1], g)
 
 
-class StaticArithTask(Task):
+class StaticArithTask(ExtrapolationTask):
     name = "static_arith"
-    val_splits = ("val", "val_extrap")
-    test_splits = ("test/interp", "test/extrap")
-    monitor = "val/mse"
-    success_metric = "test/extrap/mse"
-    solved_metric = "val_extrap/mse"
 
     def __init__(self, task: dict[str, Any], unit: dict[str, Any], seed: int) -> None:
         check_arith_config(task)
@@ -105,18 +100,9 @@ class StaticArithTask(Task):
         value_range = self.cfg["extrap_range"] if extrap else self.cfg["interp_range"]
         return self.sample(generator(self.seed, "eval", key), self.eval_size, value_range)
 
-    def build_datamodule(self, data_dir: str | Path, batch_size: int):
-        from nalu_suite.data import BatchStream, TensorDataModule
-
-        def draw(g: torch.Generator, n: int, out=None):
-            return self.sample(g, n, self.cfg["interp_range"], out=out)
-
-        return TensorDataModule(
-            BatchStream(draw, batch_size, self.seed),
-            val=[self.fixed_set(s) for s in self.val_splits],
-            test=[self.fixed_set(s) for s in self.test_splits],
-            batch_size=batch_size,
-        )
+    @property
+    def training_range(self):
+        return self.cfg["interp_range"]
 
     def preview(self, n: int) -> list[dict[str, Any]]:
         x, y = self.sample(generator(self.seed, "preview"), n, self.cfg["interp_range"])
