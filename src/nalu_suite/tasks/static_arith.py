@@ -60,6 +60,10 @@ class StaticArithTask(ExtrapolationTask):
         check_arith_config(task)
         super().__init__(task, unit, seed)
         self.check_units(unit)
+        step = task.get("second_step", 1.0)
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step <= 1:
+            raise ConfigError(f"task.second_step={step!r} must be a number in (0, 1]")
+        self.second_step = float(step)
         self.op = task["op"]
         self.input_size = int(task["input_size"])
         self.hidden_size = int(task["hidden_size"])
@@ -129,11 +133,22 @@ class StaticArithTask(ExtrapolationTask):
     def input_whitening(self) -> dict[str, torch.Tensor]:
         from nalu_suite.whitened_adam import uniform_whitening
 
+        whitening = self.second_layer_whitening()
         name = self.WHITENABLE.get(self.unit["first"])
-        if name is None:
+        if name is not None:
+            lo, hi = (float(v) for v in self.cfg["interp_range"])
+            whitening[name] = uniform_whitening(self.input_size, lo, hi)
+        return whitening
+
+    def second_layer_whitening(self) -> dict[str, torch.Tensor]:
+        """``P = second_step * I`` for an NMU output layer's ``W``: with whitened Adam (``optim.whiten_from``)
+        its steps are ``task.second_step`` times Adam's. Two time scales: an NMU gate ``W_j`` goes to 0
+        ("ignore ``h_j``") whenever ``h_j < 1`` shrinks the product, and at the start every ``h_j`` is near
+        0 (NAU init of mean 0); a gate that reaches 0 before the first layer has lifted its ``h_j`` above 1
+        never receives a gradient again (the 10-parameter task's trap, docs/benchmarks.md)."""
+        if self.second_step == 1.0 or self.unit["second"] != "nmu":
             return {}
-        lo, hi = (float(v) for v in self.cfg["interp_range"])
-        return {name: uniform_whitening(self.input_size, lo, hi)}
+        return {"second.W": self.second_step * torch.eye(self.hidden_size)}
 
     def success_threshold(self) -> float:
         if self._threshold is None:
