@@ -58,6 +58,7 @@ class ArithmeticSystem(L.LightningModule):
     # --- training ---------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         self.model.on_train_step(int(self.global_step))
+        self.task.on_train_step(int(self.global_step))
         task_loss = self.task.loss(self.model, batch)
         lam = regularizer_weight(self.reg, self.global_step)
         loss = task_loss + lam * self.model.regularizer() if lam else task_loss

@@ -232,3 +232,80 @@ def test_the_nau_cell_whitens_its_input_columns_and_scales_its_state_columns():
     assert not p[:10, 10:].any() and not p[10:, :10].any()
     lstm = {"name": "lstm", "first": "lstm", "second": "linear"}
     assert RecurrentArithTask(TASK, lstm, seed=0).input_whitening() == {}
+
+
+@pytest.mark.parametrize(
+    "curriculum",
+    [[[10, 100]], [[0, 100]], [[3, 100], [2, 200]], [[2, 200], [3, 100]], [[2]], [[2, 0]], [[2.5, 100]], 5],
+)
+def test_a_bad_curriculum_is_a_config_error_naming_it(curriculum):
+    with pytest.raises(ConfigError, match=r"task.curriculum=.* must be a list of \[length, until_step\] pairs"):
+        RecurrentArithTask(TASK | {"curriculum": curriculum}, NAU, seed=0)
+
+
+def test_a_curriculum_sample_is_the_plain_sample_with_each_stages_prefix_target_first():
+    plain = RecurrentArithTask(TASK, NAU, seed=4)
+    staged = RecurrentArithTask(TASK | {"curriculum": [[2, 30], [5, 60]]}, NAU, seed=4)
+    x, y = plain.training_sample(torch.Generator().manual_seed(1), 16)
+    xs, ys = staged.training_sample(torch.Generator().manual_seed(1), 16)
+    assert torch.equal(xs, x) and ys.shape == (16, 3)
+    assert torch.equal(ys[:, 2:], y)  # the whole sequence's target is the plain one, bit for bit
+    for column, length in enumerate((2, 5)):
+        assert torch.equal(ys[:, column : column + 1], plain.target(x[:, :length]))
+    out = (torch.empty(16, 10, 10), torch.empty(16, 3))  # the replica engine's draw into its slots
+    staged.training_sample(torch.Generator().manual_seed(1), 16, out=out)
+    assert torch.equal(out[0], x) and torch.equal(out[1], ys)
+
+
+def test_the_loss_trains_each_stage_on_its_prefix_then_on_the_whole_sequence():
+    task = RecurrentArithTask(TASK | {"curriculum": [[2, 30], [5, 60]]}, NAU, seed=4)
+    model = accumulator(task, in_weight=0.9).float()
+    x, y = task.training_sample(torch.Generator().manual_seed(1), 16)
+    expected = {
+        0: (x[:, :2], y[:, 0:1]),
+        29: (x[:, :2], y[:, 0:1]),
+        30: (x[:, :5], y[:, 1:2]),
+        60: (x, y[:, 2:]),
+        10_000: (x, y[:, 2:]),
+    }
+    losses = set()
+    for step, (inputs, target) in expected.items():
+        task.on_train_step(step)
+        loss = task.loss(model, (x, y))
+        assert loss == torch.nn.functional.mse_loss(model(inputs), target), step
+        losses.add(float(loss.detach()))
+    assert len(losses) == 3  # the stages really differ
+    x_eval, y_eval = task.fixed_set("val")  # (n, 1) targets: always the whole sequence
+    task.on_train_step(0)
+    assert task.loss(model, (x_eval, y_eval)) == torch.nn.functional.mse_loss(model(x_eval), y_eval)
+
+
+def test_a_curriculum_replica_reproduces_its_plain_lightning_run(make_cfg, tmp_path):
+    from omegaconf import open_dict
+
+    from nalu_suite.train import train
+
+    common = [
+        "task=recurrent_arith",
+        "task.op=add",
+        "unit=nau",
+        "task.curriculum=[[2,12]]",
+        "task.eval_size=50",
+        "task.extrap_eval_size=8",
+        "task.extrap_length=30",
+        "task.test_lengths=[]",
+        "task.baseline_draws=1",
+        "batch_size=16",
+        "trainer.max_steps=24",
+        "trainer.val_check_interval=8",
+        "threads=1",
+    ]
+    rows = {}
+    for name, overrides in (("plain", ["seed=1"]), ("replicas", ["seed=0", "replicas=2", "replica_data=none"])):
+        cfg = make_cfg(*common, *overrides)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / name)
+        results = train(cfg)
+        rows[name] = results["replicas"][1] if name == "replicas" else results
+    for key in ("test/interp/mse", "test/extrap/mse", "val/mse"):
+        assert rows["replicas"][key] == pytest.approx(rows["plain"][key], rel=1e-5), key

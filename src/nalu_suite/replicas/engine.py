@@ -149,6 +149,7 @@ class ReplicaRun:
         lam = regularizer_weight(self.reg, self.step)
         compiling = self.settings.compile and ("reg" if lam else "plain") not in self._warmed
         started = time.perf_counter()
+        self.task.on_train_step(self.step)  # the one task whose loss code every replica runs
         self.optimizer.zero_grad(set_to_none=True)
         if lam:
             task_loss, reg = self._loss_reg(self.model.state(), *batch)

@@ -99,6 +99,10 @@ class Task:
         inputs, target = batch
         return model(inputs), target
 
+    def on_train_step(self, step: int) -> None:
+        """Called by both engines before each training step with the global step, for what the task
+        changes during training (e.g. ``recurrent_arith``'s length curriculum)."""
+
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         """Training loss without regularisers (the system adds them); MSE by default."""
         pred, target = self.predict(model, batch)

@@ -32,6 +32,10 @@ class ExtrapolationTask(Task):
     def sample(self, g: torch.Generator, n: int, value_range: Any, out=None):
         raise NotImplementedError
 
+    def training_sample(self, g: torch.Generator, n: int, out=None):
+        """``n`` training samples from ``training_range`` (the training stream's sampler)."""
+        return self.sample(g, n, self.training_range, out=out)
+
     def fixed_set(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -39,11 +43,8 @@ class ExtrapolationTask(Task):
         """Fresh training batches from ``training_range`` (a ``BatchStream``), the fixed evaluation sets."""
         from nalu_suite.data import BatchStream, TensorDataModule
 
-        def draw(g: torch.Generator, n: int, out=None):
-            return self.sample(g, n, self.training_range, out=out)
-
         return TensorDataModule(
-            BatchStream(draw, batch_size, self.seed),
+            BatchStream(self.training_sample, batch_size, self.seed),
             val=[self.fixed_set(s) for s in self.val_splits],
             test=[self.fixed_set(s) for s in self.test_splits],
             batch_size=batch_size,

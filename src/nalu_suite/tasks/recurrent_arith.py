@@ -78,6 +78,29 @@ def recurrent_eps_threshold(step_sums: torch.Tensor, step_totals: torch.Tensor, 
     return float((OPS[op](a_eps, b_eps) - OPS[op](a, b)).pow(2).mean())
 
 
+def check_curriculum(stages, train_length: int) -> list[tuple[int, int]]:
+    """``task.curriculum``: ``[[length, until_step], ...]``, training on sequences cut to ``length`` before
+    step ``until_step`` (then on ``train_length``); lengths below ``train_length`` and steps increasing."""
+    listed = isinstance(stages, (list, tuple))
+    pairs = [tuple(pair) if isinstance(pair, (list, tuple)) else () for pair in (stages if listed else [])]
+    values = [v for pair in pairs for v in pair]
+    lengths, steps = [p[0] for p in pairs if p], [p[-1] for p in pairs if p]
+    if not (
+        listed
+        and all(len(pair) == 2 for pair in pairs)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        and lengths == sorted(set(lengths))
+        and steps == sorted(set(steps))
+        and all(1 <= n < train_length for n in lengths)
+        and all(n >= 1 for n in steps)
+    ):
+        raise ConfigError(
+            f"task.curriculum={stages!r} must be a list of [length, until_step] pairs of integers, "
+            f"lengths rising from 1 to below task.train_length={train_length} and steps rising from 1"
+        )
+    return [(int(length), int(until)) for length, until in pairs]
+
+
 class RecurrentArithTask(StaticArithTask):
     name = "recurrent_arith"
 
@@ -91,26 +114,30 @@ class RecurrentArithTask(StaticArithTask):
         ):
             raise ConfigError(f"task.test_lengths={lengths!r} must be a list of sequence lengths >= 1")
         check_choice("task.state_init", task.get("state_init", "unit"), STATE_INITS)
+        self.curriculum = check_curriculum(task.get("curriculum") or [], int(task["train_length"]))
         super().__init__(task, unit, seed)
         self.extrap_eval_size = int(task.get("extrap_eval_size", 1000))
         self.lengths = {f"test/len{n}": int(n) for n in lengths}
         self.test_splits = ("test/interp", *self.lengths, "test/extrap")
         self._thresholds: dict[int, float] = {}
+        self._stage = 0  # the curriculum stage of the current training step (its target column)
 
     def input_whitening(self) -> dict[str, torch.Tensor]:
         """An NAU cell's weight ``W`` reads ``[x_t, h_{t-1}]``: its steps are whitened for the inputs'
         columns (``P`` of the static task for ``x_t``) and scaled by ``task.state_step`` for the state's
         (``P = state_step * I``), so that the state's weights, which can stand in for an input weight's
-        error at the training length but not beyond it, follow the input weights slowly."""
+        error at the training length but not beyond it, follow the input weights slowly. An NMU output
+        layer's steps are scaled by ``task.second_step`` (the static task's)."""
         from nalu_suite.whitened_adam import uniform_whitening
 
-        if self.unit["first"] != "nau":
-            return {}
-        lo, hi = (float(v) for v in self.cfg["interp_range"])
-        n = self.input_size
-        whitening = float(self.cfg.get("state_step", 1.0)) * torch.eye(n + self.hidden_size)
-        whitening[:n, :n] = uniform_whitening(n, lo, hi)
-        return {"cell.unit.W": whitening}
+        whitening = self.second_layer_whitening()
+        if self.unit["first"] == "nau":
+            lo, hi = (float(v) for v in self.cfg["interp_range"])
+            n = self.input_size
+            cell = float(self.cfg.get("state_step", 1.0)) * torch.eye(n + self.hidden_size)
+            cell[:n, :n] = uniform_whitening(n, lo, hi)
+            whitening["cell.unit.W"] = cell
+        return whitening
 
     def check_units(self, unit: dict[str, Any]) -> None:
         check_choice("unit.first", unit.get("first"), CELL_NAMES)
@@ -120,6 +147,36 @@ class RecurrentArithTask(StaticArithTask):
         length = length or int(self.cfg["train_length"])
         x = torch.empty(n, length, self.input_size) if out is None else out[0]
         return draw_into(x, value_range, g), self.target(x, out=None if out is None else out[1])
+
+    # --- the length curriculum -------------------------------------------------------------------
+    def training_sample(self, g, n, out=None):
+        """Training sequences of ``train_length``; with a ``task.curriculum`` of ``S`` stages the target
+        has ``S + 1`` columns, the target of each stage's prefix and then of the whole sequence. The
+        inputs are the same draws either way, so a curriculum run sees the sequences of a plain one."""
+        if not self.curriculum:
+            return super().training_sample(g, n, out=out)
+        length = int(self.cfg["train_length"])
+        x = torch.empty(n, length, self.input_size) if out is None else out[0]
+        draw_into(x, self.training_range, g)
+        lengths = [stage_length for stage_length, _ in self.curriculum] + [length]
+        y = torch.cat([self.target(x[:, :prefix]) for prefix in lengths], dim=-1)
+        return x, y if out is None else out[1].copy_(y)
+
+    def on_train_step(self, step: int) -> None:
+        """Pick the curriculum stage of ``step``: the first whose ``until`` step lies ahead."""
+        self._stage = next(
+            (i for i, (_, until) in enumerate(self.curriculum) if step < until), len(self.curriculum)
+        )
+
+    def loss(self, model, batch) -> torch.Tensor:
+        """MSE on the current stage's prefix of each training sequence and its target column (without a
+        curriculum, or on a ``(n, 1)`` target: the task's plain loss)."""
+        x, y = batch
+        if y.shape[-1] == 1:
+            return super().loss(model, batch)
+        length = self.curriculum[self._stage][0] if self._stage < len(self.curriculum) else x.shape[-2]
+        column = y[..., self._stage : self._stage + 1]
+        return torch.nn.functional.mse_loss(model(x[..., :length, :]), column)
 
     def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         return super().sums(x.sum(dim=1, dtype=dtype), dtype)
