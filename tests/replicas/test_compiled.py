@@ -12,31 +12,18 @@ from omegaconf import open_dict
 
 from nalu_suite.replicas import compiled, train_replicas
 
-# the regulariser ramp, gradient clipping by norm and the cosine schedule all inside 60 steps
-SHORT_RUN = [
-    "task=static_arith",
-    "task.op=mul",
-    "unit=nmu",
-    "task.eval_size=200",
-    "task.baseline_draws=1",
-    "batch_size=32",
-    "trainer.max_steps=60",
-    "trainer.val_check_interval=20",
-    "optim.lr=0.003",
-    "optim.schedule=cosine",
-    "trainer.gradient_clip_val=1.0",
-    "regularizer.weight=1.0",
-    "regularizer.start=20",
-    "regularizer.end=40",
-    "replicas=3",
-]
 
+@pytest.fixture
+def configure(make_cfg, every_step_path):
+    """A 3-replica run through every code path of a step, in 60 steps, written to ``out``."""
 
-def configure(make_cfg, *overrides: str, out: str):
-    cfg = make_cfg(*SHORT_RUN, *overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(Path(cfg.paths.output_dir).parent / out)
-    return cfg
+    def _configure(*overrides: str, out: str):
+        cfg = make_cfg(*every_step_path(60, 20, 0.003, (20, 40)), "replicas=3", *overrides)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(Path(cfg.paths.output_dir).parent / out)
+        return cfg
+
+    return _configure
 
 
 @pytest.fixture
@@ -47,11 +34,11 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_a_compiled_run_trains_the_eager_runs_replicas_to_float32_rounding(make_cfg, private_cache):
+def test_a_compiled_run_trains_the_eager_runs_replicas_to_float32_rounding(configure, private_cache):
     """Every code path of a step with the loss compiled: the same solved_at and metrics as eager to
     float32 rounding, not bit for bit."""
-    eager = train_replicas(configure(make_cfg, "replica_compile=false", out="eager"))
-    fused = train_replicas(configure(make_cfg, "replica_compile=true", out="fused"))
+    eager = train_replicas(configure("replica_compile=false", out="eager"))
+    fused = train_replicas(configure("replica_compile=true", out="fused"))
 
     assert not eager["compiled"] and eager["compile_s"] == 0
     assert fused["compiled"] and fused["compile_s"] > 0  # both losses (with and without the regulariser)
@@ -94,8 +81,8 @@ def test_auto_compiles_where_code_generation_can_run(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_replicas_train_on_cuda_as_on_the_cpu(make_cfg):
-    cpu = train_replicas(configure(make_cfg, "replica_compile=false", out="cpu"))
-    gpu = train_replicas(configure(make_cfg, "replica_compile=auto", "trainer=gpu", out="gpu"))
+def test_replicas_train_on_cuda_as_on_the_cpu(configure):
+    cpu = train_replicas(configure("replica_compile=false", out="cpu"))
+    gpu = train_replicas(configure("replica_compile=auto", "trainer=gpu", out="gpu"))
     for c, g in zip(cpu["replicas"], gpu["replicas"], strict=True):
         assert g["test/extrap/mse"] == pytest.approx(c["test/extrap/mse"], rel=1e-2)

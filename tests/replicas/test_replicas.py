@@ -15,25 +15,6 @@ from nalu_suite.replicas import ReplicaRun, replica_settings, train_replicas
 from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.train import train
 
-# every code path of a step: regulariser ramp, gradient clipping by norm, cosine schedule, a validation
-# interval that does not divide max_steps, and a learning rate high enough that any numerical difference
-# between the batched and the plain computation would grow visibly over the run
-EXACTNESS = [
-    "task=static_arith",
-    "task.op=mul",
-    "unit=nmu",
-    "task.eval_size=200",
-    "task.baseline_draws=1",
-    "batch_size=32",
-    "trainer.max_steps=150",
-    "trainer.val_check_interval=60",
-    "optim.lr=0.01",
-    "optim.schedule=cosine",
-    "trainer.gradient_clip_val=1.0",
-    "regularizer.weight=1.0",
-    "regularizer.start=30",
-    "regularizer.end=90",
-]
 #: metrics that legitimately differ between two runs of the same seed
 TIMING = ("wall_time_s",)
 
@@ -59,12 +40,18 @@ def assert_same_metrics(actual: dict, expected: dict, rel: float = 0.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def exactness(every_step_path):
+    """150 steps through every code path of a step (the replica tests' ``every_step_path``)."""
+    return every_step_path(150, 60, 0.01, (30, 90))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, exactness):
     """The plain Lightning run of seed 5, the replica engine with R=1 (seed 5) and R=8 (seeds 0..7)."""
     from nalu_suite.config import compose
 
     def cfg_for(seed: int, replicas: int, engine: bool):
-        cfg = compose(["callbacks.progress_bar=null", "logger=none", *EXACTNESS, f"seed={seed}"])
+        cfg = compose(["callbacks.progress_bar=null", "logger=none", *exactness, f"seed={seed}"])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path_factory.mktemp(f"r{replicas}"))
             cfg.replicas = replicas
@@ -200,12 +187,12 @@ def test_a_diverging_replica_is_frozen_and_failed_while_the_others_go_on(make_cf
     assert "diverged_at" not in rows[0]
 
 
-def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path):
+def test_whitened_adam_replicas_match_their_plain_lightning_runs(tmp_path, exactness):
     """``optim.whiten_from``: the same optimiser in both engines, and per replica in a batch."""
     from nalu_suite.config import compose
 
     def run(seed: int, replicas: int, engine: bool, whiten: str = "50"):
-        overrides = [*EXACTNESS, f"optim.whiten_from={whiten}", f"seed={seed}"]
+        overrides = [*exactness, f"optim.whiten_from={whiten}", f"seed={seed}"]
         cfg = compose(["callbacks.progress_bar=null", "logger=none", *overrides])
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / f"s{seed}r{replicas}{engine}{whiten}")
