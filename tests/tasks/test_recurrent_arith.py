@@ -239,7 +239,8 @@ def test_the_nau_cell_whitens_its_input_columns_and_scales_its_state_columns():
     [[[10, 100]], [[0, 100]], [[3, 100], [2, 200]], [[2, 200], [3, 100]], [[2]], [[2, 0]], [[2.5, 100]], 5],
 )
 def test_a_bad_curriculum_is_a_config_error_naming_it(curriculum):
-    with pytest.raises(ConfigError, match=r"task.curriculum=.* must be a list of \[length, until_step\] pairs"):
+    message = r"task.curriculum=.* must be a list of \[length, until_step\] pairs"
+    with pytest.raises(ConfigError, match=message):
         RecurrentArithTask(TASK | {"curriculum": curriculum}, NAU, seed=0)
 
 
@@ -301,7 +302,8 @@ def test_a_curriculum_replica_reproduces_its_plain_lightning_run(make_cfg, tmp_p
         "threads=1",
     ]
     rows = {}
-    for name, overrides in (("plain", ["seed=1"]), ("replicas", ["seed=0", "replicas=2", "replica_data=none"])):
+    runs = (("plain", ["seed=1"]), ("replicas", ["seed=0", "replicas=2", "replica_data=none"]))
+    for name, overrides in runs:
         cfg = make_cfg(*common, *overrides)
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / name)
