@@ -32,3 +32,61 @@ def test_a_ramp_without_length_switches_on_at_start_and_weight_zero_is_off():
 )
 def test_solved_at_is_the_first_validation_below_the_threshold(solved_at, value, threshold, expected):
     assert update_solved_at(solved_at, value, threshold, step=7) == expected
+
+
+# the Primer's NPU / RealNPU beta for x: 1e-7, x10 every 10k steps, 1e-5 from step 20k on
+STAIRCASE = {"weight": 1e-5, "start": 0, "end": 20000, "growth": 10, "every": 10000}
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [(0, 1e-7), (9999, 1e-7), (10000, 1e-6), (19999, 1e-6), (20000, 1e-5), (49999, 1e-5)],
+)
+def test_the_staircase_multiplies_by_growth_every_every_steps_up_to_weight(step, expected):
+    assert regularizer_weight(STAIRCASE, step) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_staircase_is_off_before_start_and_capped_at_weight():
+    reg = {"weight": 1e-7, "start": 100, "end": 130, "growth": 10, "every": 10}  # the Primer's ÷: 1e-9 ->
+    values = [regularizer_weight(reg, s) for s in (0, 99, 100, 110, 120, 129, 130, 10**6)]
+    assert values == pytest.approx([0, 0, 1e-10, 1e-9, 1e-8, 1e-8, 1e-7, 1e-7], rel=1e-12, abs=0)
+    assert max(regularizer_weight(reg, s) for s in range(0, 400)) == 1e-7  # never above weight
+
+
+def test_null_growth_keeps_the_linear_ramp_bit_for_bit():
+    linear = {"weight": 2.0, "start": 10, "end": 30}
+    for step in range(0, 40, 3):
+        with_keys = linear | {"growth": None, "every": None}
+        assert regularizer_weight(with_keys, step) == regularizer_weight(linear, step)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"growth": 1}, "regularizer.growth (null: the linear ramp)=1 must be > 1"),
+        ({"growth": "x"}, "regularizer.growth (null: the linear ramp)='x' must be a finite number > 1"),
+        ({"growth": 10, "every": None}, "regularizer.growth=10 needs regularizer.every"),
+        ({"growth": None, "every": 5}, "regularizer.every=5 needs regularizer.growth"),
+        ({"growth": 10, "every": 0}, "regularizer.every (steps between the factors of regularizer.growth)=0"),
+        ({"growth": 10, "every": 3}, "20000 - 0 must be a positive multiple of regularizer.every=3"),
+        ({"growth": 10, "every": 10, "end": 0}, "0 - 0 must be a positive multiple"),
+    ],
+)
+def test_bad_staircase_values_are_config_errors_naming_the_key(values, message):
+    from nalu_suite.errors import ConfigError
+    from nalu_suite.runtime import check_regularizer
+
+    with pytest.raises(ConfigError) as err:
+        check_regularizer(STAIRCASE | values)
+    assert message in str(err.value)
+
+
+def test_the_staircase_keys_work_from_the_command_line(make_cfg):
+    from nalu_suite.errors import ConfigError
+    from nalu_suite.runtime import validate
+
+    cfg = make_cfg("task=smat", "unit=npu", "task.threshold_samples=100", "regularizer.every=5000")
+    assert cfg.regularizer.growth == 10 and cfg.regularizer.every == 5000  # SMAT's NPU: the Primer's
+    validate(cfg)
+    with pytest.raises(ConfigError, match="regularizer.growth"):
+        validate(make_cfg("task=smat", "unit=npu", "task.threshold_samples=100", "regularizer.growth=0.5"))

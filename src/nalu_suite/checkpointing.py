@@ -164,12 +164,16 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], keys=RESUME_KEYS) -> list[str]:
-    """``["task.op: 'div' (checkpoint) != 'mul'", ...]`` for the resume keys whose values differ."""
+    """``["task.op: 'div' (checkpoint) != 'mul'", ...]`` for the resume keys whose values differ. A key
+    the checkpoint lacks equals ``null`` now (a setting added later, off by default, e.g.
+    ``regularizer.growth``)."""
     differences = []
     for key in keys:
         a, b = _flatten(saved.get(key), key), _flatten(current.get(key), key)
         for name in sorted(set(a) | set(b), key=lambda n: (n not in a, n)):
             left, right = a.get(name, _UNSET), b.get(name, _UNSET)
+            if left is _UNSET and right is None:
+                continue
             if left != right:
                 differences.append(f"{name}={left!r} in the checkpoint, {right!r} now")
     return differences

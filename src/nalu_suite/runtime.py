@@ -16,6 +16,8 @@ from omegaconf.errors import InterpolationResolutionError
 from nalu_suite.errors import ConfigError, check_int, check_number, check_positive_int
 from nalu_suite.optim import check_optim
 from nalu_suite.recipes import check_auto
+from nalu_suite.reinit import check_reinit
+from nalu_suite.schedule import check_regularizer_steps
 from nalu_suite.tasks import build_task
 
 
@@ -45,7 +47,9 @@ def validate(cfg: DictConfig):
     for key in EVAL_SIZE_KEYS:
         if key in plain["task"]:
             check_positive_int(f"task.{key}", plain["task"][key])
-    return build_task(plain["task"], plain["unit"], int(cfg.seed))
+    task = build_task(plain["task"], plain["unit"], int(cfg.seed))
+    check_reinit(to_plain(cfg.get("reinit")), task, plain["trainer"].get("strategy"))
+    return task
 
 
 def uses_replicas(cfg: DictConfig) -> bool:
@@ -130,12 +134,14 @@ def check_devices(trainer: dict[str, Any], batch_size: int) -> None:
 
 
 def check_regularizer(reg: dict[str, Any]) -> None:
-    """``regularizer.weight`` >= 0; ``start`` and ``end`` steps >= 0."""
+    """``regularizer.weight`` >= 0; ``start`` and ``end`` steps >= 0; the staircase's ``growth`` and
+    ``every`` (``schedule.check_regularizer_steps``)."""
     if not reg:
         return
     check_number("regularizer.weight", reg.get("weight", 0.0), 0)
     for key in ("start", "end"):
         check_int(f"regularizer.{key}", reg.get(key, 0), 0)
+    check_regularizer_steps(reg)
 
 
 def resolver_message(err: Exception) -> str:

@@ -2,7 +2,8 @@
 
 Loss = task loss (MSE) + λ(step) · Σ unit regularisers, λ ramped as ``schedule.regularizer_weight``
 says (Madsen & Johansen 2020). After every optimiser step the
-units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]).
+units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]), and with
+``reinit.every > 0`` a stuck run is re-initialised (``nalu_suite.reinit``, iNALU's rule).
 
 Only plain values go into ``save_hyperparameters``, so
 ``ArithmeticSystem.load_from_checkpoint(path, weights_only=True)`` rebuilds the model from the checkpoint
@@ -19,6 +20,7 @@ from torch import nn
 
 from nalu_suite.divergence import DivergenceError
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
+from nalu_suite.reinit import StuckRuns, fresh_parameters
 from nalu_suite.schedule import NO_REGULARIZER, regularizer_weight, update_solved_at
 from nalu_suite.tasks import build_task
 
@@ -32,9 +34,10 @@ class ArithmeticSystem(L.LightningModule):
         regularizer: dict[str, Any] | None = None,
         seed: int = 0,
         max_steps: int | None = None,
+        reinit: dict[str, Any] | None = None,
     ) -> None:
         """``max_steps`` is recorded with the hyper-parameters (the budget the run was given; the
-        trainer's own ``max_steps`` drives training)."""
+        trainer's own ``max_steps`` drives training); ``reinit``: the ``reinit`` config (None: off)."""
         super().__init__()
         self.save_hyperparameters()
         check_optim(optim)
@@ -47,6 +50,9 @@ class ArithmeticSystem(L.LightningModule):
         self.reg = NO_REGULARIZER | dict(regularizer or {})
         self.solved_at: int | None = None
         self.unit_label = unit.get("name", "?")
+        capacity = max_steps + 1 if max_steps and max_steps > 0 else 1024
+        self.stuck = StuckRuns(reinit or {}, runs=1, capacity=capacity)
+        self._reinit_at: int | None = None  # the step whose loss called for a re-initialisation
 
     @staticmethod
     def _key(stage: str, split: str) -> str:
@@ -70,6 +76,10 @@ class ArithmeticSystem(L.LightningModule):
         self.log("train/loss", task_loss, prog_bar=True, sync_dist=True)
         if lam:
             self.log("train/reg_weight", lam)
+        if self.stuck.enabled:
+            if bool(self.stuck.record(int(self.global_step), task_loss)[0]):
+                self._reinit_at = int(self.global_step)
+            self.log("train/reinits", float(self.stuck.count[0] + (self._reinit_at is not None)))
         return loss
 
     def _last_checkpoint_note(self) -> str:
@@ -80,6 +90,13 @@ class ArithmeticSystem(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.model.project_()
+        if self._reinit_at is not None:  # after the optimiser step whose loss called for it
+            fresh = fresh_parameters(self.task, int(self.hparams.seed), self._reinit_at)
+            self._reinit_at = None
+            with torch.no_grad():
+                for name, value in self.model.named_parameters():
+                    value.copy_(fresh[name])
+            self.stuck.cleared(torch.ones(1, dtype=torch.bool))
 
     # --- evaluation -------------------------------------------------------------------------
     def _eval_step(self, stage: str, splits, batch, dataloader_idx: int) -> None:

@@ -39,8 +39,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def build_system_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The plain values ``ArithmeticSystem`` is built from (and that its checkpoints store)."""
-    return {
+    """The plain values ``ArithmeticSystem`` is built from (and that its checkpoints store); ``reinit``
+    only where it is on (``reinit.every > 0``)."""
+    kwargs = {
         "task": to_plain(cfg.task),
         "unit": to_plain(cfg.unit),
         "optim": to_plain(cfg.optim),
@@ -48,6 +49,10 @@ def build_system_kwargs(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "max_steps": int(cfg.trainer.max_steps) if cfg.trainer.get("max_steps") is not None else None,
     }
+    reinit = to_plain(cfg.get("reinit"))
+    if reinit.get("every"):
+        kwargs["reinit"] = reinit
+    return kwargs
 
 
 #: a callback config's ``monitor: task`` means the task's own validation metric (``Task.monitor``)

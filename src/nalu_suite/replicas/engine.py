@@ -21,6 +21,8 @@ independent models in one process as one batched computation instead:
   reported ``solved_at`` is the one stored with that checkpoint (as the plain run restores it).
 * A replica whose loss becomes NaN/inf (where a plain run stops with ``DivergenceError``) is frozen
   at its last finite weights, counted as a failure and marked with ``diverged_at``; the others go on.
+* ``reinit.every > 0``: a stuck replica is re-initialised as its plain run would be (``nalu_suite.reinit``:
+  the same rule on its own losses, the same new weights); its count is the row's ``train/reinits``.
 
 This module holds the batched model, its optimiser and one training step and evaluation of all R
 replicas (``ReplicaRun``); ``tracking`` keeps each replica's bookkeeping, ``fit`` drives the loop.
@@ -41,6 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from nalu_suite.data import BatchStream, TensorDataModule
 from nalu_suite.errors import ConfigError
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
+from nalu_suite.reinit import StuckRuns, fresh_parameters
 from nalu_suite.replicas.compiled import compile_fn
 from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.replicas.model import StackedModel
@@ -79,6 +82,7 @@ class ReplicaRun:
         self.optim_cfg = to_plain(cfg.optim)
         check_optim(self.optim_cfg)
         self.reg = NO_REGULARIZER | to_plain(cfg.get("regularizer"))
+        self.stuck = StuckRuns(to_plain(cfg.get("reinit")), runs=s.replicas, capacity=s.max_steps + 1)
 
         self._data_dir = cfg.paths.data_dir
         self.shared = shared if shared is not None else {}
@@ -108,6 +112,9 @@ class ReplicaRun:
             self.shared[val_key] = [tuple(t.to(self.device) for t in split) for split in val_data]
         self.val_data = self.shared[val_key]
         self.tracker = ReplicaTracker(self.tasks, s.seeds)
+        if self.stuck.enabled:  # what the plain run logs from its first step on
+            for row in self.tracker.train_logged:
+                row["train/reinits"] = 0.0
 
         self.model = StackedModel([m.to(self.device) for m in models])
         named = ((n.removeprefix("model."), p) for n, p in self.model.params.items())
@@ -173,6 +180,8 @@ class ReplicaRun:
         self.model.project_()
         if self._frozen is not None:
             self.model.load_(self._frozen, replicas=~self.alive)
+        if self.stuck.enabled:
+            self._reinit(self.stuck.record(self.step, task_loss) & self.alive)
         self.step += 1
         self.last_loss, self.last_reg_weight = task_loss.detach(), lam
         if compiling:
@@ -191,6 +200,19 @@ class ReplicaRun:
                 mask = newly.view(-1, *([1] * (value.dim() - 1)))
                 self._frozen[name] = torch.where(mask, value, self._frozen[name])
         self.alive &= ~newly
+
+    @torch.no_grad()
+    def _reinit(self, fired: torch.Tensor) -> None:
+        """Re-initialise the replicas in ``fired`` with their plain runs' new weights (``reinit.py``)."""
+        if not bool(fired.any()):
+            return
+        for k in fired.nonzero().flatten().tolist():
+            fresh = fresh_parameters(self.tasks[k], self.settings.seeds[k], self.step)
+            for name, value in self.model.params.items():
+                value[k].copy_(fresh[name.removeprefix("model.")])
+        self.stuck.cleared(fired)
+        for k in fired.nonzero().flatten().tolist():
+            self.tracker.train_logged[k]["train/reinits"] = float(self.stuck.count[k])
 
     @torch.no_grad()
     def _clip_gradients(self) -> None:
