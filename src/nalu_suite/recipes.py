@@ -76,7 +76,9 @@ def recipe(key: str, default: Any = None, *, _root_: DictConfig) -> Any:
     value = op_recipe.get(key, _UNSET)
     if value is _UNSET:
         return default
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    if OmegaConf.is_config(value):  # a list or mapping (e.g. task.curriculum): a node, as resolvers return them
+        return OmegaConf.create(OmegaConf.to_container(value, resolve=True))
+    return value
 
 
 def check_auto(root: DictConfig) -> None:
