@@ -22,7 +22,6 @@ from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.resources import conf_dir
 
 UNIT_FIELDS = ("name", "first", "second", "first_options", "second_options")
-_UNSET = object()
 
 
 @functools.cache
@@ -68,17 +67,16 @@ def auto_unit(field: str, *, _root_: DictConfig) -> Any:
 
 
 def recipe(key: str, default: Any = None, *, _root_: DictConfig) -> Any:
-    """Resolver ``nalu.recipe``: the op's recipe value for ``key`` under ``unit=auto``, else ``default``."""
-    if not is_auto(_root_):
-        return default
-    task = _root_.task
-    op_recipe = (task.get("recipes") or {}).get(task.get("op")) or {}
-    value = op_recipe.get(key, _UNSET)
-    if value is _UNSET:
-        return default
-    if OmegaConf.is_config(value):  # a list or mapping (e.g. task.curriculum): a node, as resolvers return them
-        return OmegaConf.create(OmegaConf.to_container(value, resolve=True))
-    return value
+    """Resolver ``nalu.recipe``: the op's recipe value for ``key`` under ``unit=auto``, else ``default``.
+    A list or mapping (e.g. ``task.curriculum``, default ``[]``) comes back as a node, as resolvers must
+    return them."""
+    value = default
+    if is_auto(_root_):
+        task = _root_.task
+        value = ((task.get("recipes") or {}).get(task.get("op")) or {}).get(key, default)
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    return OmegaConf.create(value) if isinstance(value, (list, dict)) else value
 
 
 def check_auto(root: DictConfig) -> None:

@@ -311,3 +311,23 @@ def test_a_curriculum_replica_reproduces_its_plain_lightning_run(make_cfg, tmp_p
         rows[name] = results["replicas"][1] if name == "replicas" else results
     for key in ("test/interp/mse", "test/extrap/mse", "val/mse"):
         assert rows["replicas"][key] == pytest.approx(rows["plain"][key], rel=1e-5), key
+
+
+@pytest.mark.parametrize(
+    ("op", "curriculum"),
+    [
+        ("add", []),
+        ("sub", []),
+        ("sqrt", []),
+        ("mul", [[1, 18000]]),
+        ("square", [[1, 18000]]),
+        ("div", [[1, 18000]]),
+    ],
+)
+def test_every_ops_recipe_resolves_in_place_with_its_curriculum(op, curriculum):
+    from omegaconf import OmegaConf
+
+    cfg = compose(["task=recurrent_arith", f"task.op={op}"])
+    OmegaConf.resolve(cfg.task)  # in place, as `--cfg job` and the training entry do
+    assert cfg.task.curriculum == curriculum
+    assert OmegaConf.create(OmegaConf.to_yaml(cfg.task)).curriculum == curriculum
