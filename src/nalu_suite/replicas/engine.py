@@ -206,12 +206,11 @@ class ReplicaRun:
         """Re-initialise the replicas in ``fired`` with their plain runs' new weights (``reinit.py``)."""
         if not bool(fired.any()):
             return
+        self.stuck.cleared(fired)
         for k in fired.nonzero().flatten().tolist():
             fresh = fresh_parameters(self.tasks[k], self.settings.seeds[k], self.step)
             for name, value in self.model.params.items():
                 value[k].copy_(fresh[name.removeprefix("model.")])
-        self.stuck.cleared(fired)
-        for k in fired.nonzero().flatten().tolist():
             self.tracker.train_logged[k]["train/reinits"] = float(self.stuck.count[k])
 
     @torch.no_grad()

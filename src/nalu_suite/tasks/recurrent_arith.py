@@ -120,7 +120,9 @@ class RecurrentArithTask(StaticArithTask):
         self.lengths = {f"test/len{n}": int(n) for n in lengths}
         self.test_splits = ("test/interp", *self.lengths, "test/extrap")
         self._thresholds: dict[int, float] = {}
-        self._stage = 0  # the curriculum stage of the current training step (its target column)
+        # each curriculum stage's sequence length, then the whole sequence's; the current stage's index
+        self.stage_lengths = [length for length, _ in self.curriculum] + [int(task["train_length"])]
+        self._stage = 0
 
     def input_whitening(self) -> dict[str, torch.Tensor]:
         """An NAU cell's weight ``W`` reads ``[x_t, h_{t-1}]``: its steps are whitened for the inputs'
@@ -155,11 +157,9 @@ class RecurrentArithTask(StaticArithTask):
         inputs are the same draws either way, so a curriculum run sees the sequences of a plain one."""
         if not self.curriculum:
             return super().training_sample(g, n, out=out)
-        length = int(self.cfg["train_length"])
-        x = torch.empty(n, length, self.input_size) if out is None else out[0]
+        x = torch.empty(n, self.stage_lengths[-1], self.input_size) if out is None else out[0]
         draw_into(x, self.training_range, g)
-        lengths = [stage_length for stage_length, _ in self.curriculum] + [length]
-        y = torch.cat([self.target(x[:, :prefix]) for prefix in lengths], dim=-1)
+        y = torch.cat([self.target(x[:, :prefix]) for prefix in self.stage_lengths], dim=-1)
         return x, y if out is None else out[1].copy_(y)
 
     def on_train_step(self, step: int) -> None:
@@ -174,9 +174,8 @@ class RecurrentArithTask(StaticArithTask):
         x, y = batch
         if y.shape[-1] == 1:
             return super().loss(model, batch)
-        length = self.curriculum[self._stage][0] if self._stage < len(self.curriculum) else x.shape[-2]
-        column = y[..., self._stage : self._stage + 1]
-        return torch.nn.functional.mse_loss(model(x[..., :length, :]), column)
+        prefix = x[..., : self.stage_lengths[self._stage], :]
+        return torch.nn.functional.mse_loss(model(prefix), y[..., self._stage : self._stage + 1])
 
     def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         return super().sums(x.sum(dim=1, dtype=dtype), dtype)
