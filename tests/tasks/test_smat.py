@@ -107,6 +107,24 @@ def test_targets_are_a_op_b_of_two_inputs_and_the_rest_are_distractors(op):
     torch.testing.assert_close(task.target(x2), y)
 
 
+@pytest.mark.parametrize("op", ["div", "mul"])
+def test_an_exact_zero_draw_becomes_half_a_grid_step_for_division_only(op, monkeypatch):
+    def grid_points(x, intervals, g):  # the draws that hit the grid point 0 of U[-2, 2), and one that did not
+        x.copy_(torch.tensor([[0.0, 0.0], [-1.5, 0.0], [0.5, 1.25]]))
+        return x
+
+    monkeypatch.setattr("nalu_suite.tasks.smat.draw_intervals", grid_points)
+    task = SmatTask(smat_cfg(op=op, range=5), UNIT, seed=0)
+    x, y = task.sample(generator(0, "t"), 3, ((-2.0, 2.0),))
+    half_step = 4 * 2.0**-25
+    if op == "div":
+        assert torch.equal(x, torch.tensor([[half_step, half_step], [-1.5, half_step], [0.5, 1.25]]))
+        assert bool(torch.isfinite(y).all())
+        assert y[1, 0] == pytest.approx(-1.5 / half_step, rel=1e-6)
+    else:  # the other ops keep every draw as it is
+        assert torch.equal(x[:, 1], torch.tensor([0.0, 0.0, 1.25]))
+
+
 def test_fixed_sets_respect_the_range_and_are_the_same_for_every_seed():
     a, b = SmatTask(smat_cfg(range=5), UNIT, 0), SmatTask(smat_cfg(range=5), UNIT, 11)
     x_val, _ = a.fixed_set("val")

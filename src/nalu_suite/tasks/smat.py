@@ -83,6 +83,19 @@ def draw_intervals(x: torch.Tensor, intervals: Intervals, g: torch.Generator) ->
     return x
 
 
+def lift_zeros_(x: torch.Tensor, intervals: Intervals) -> torch.Tensor:
+    """Replace exact zeros in ``x`` by half a grid step of its draw, in place (``÷`` only).
+
+    A float32 draw ``lo + u (hi - lo)`` lies on a grid of ``2^-24 (hi - lo)``, so U[-2,2) gives exactly 0
+    once in 2^24 draws: about once per run of 100,000 steps x 128 samples, and ``a / 0`` is infinite. The
+    reference draws in float64 (``numpy``), where 0 never occurs and ``|b|`` is at times as small as the
+    float32 grid step, with targets near 1e7 (finite). The grid point 0 stands for the grid cell
+    ``[0, step)``; its midpoint is the same kind of value, so the divisor keeps the reference's behaviour.
+    """
+    step = sum(hi - lo for lo, hi in intervals) * 2.0**-24
+    return x.masked_fill_(x == 0, step / 2)
+
+
 def _perturbed_error(x: torch.Tensor, op: str, eps: float) -> torch.Tensor:
     """``(ŷ - y)^2`` per sample of the ε-perturbed ideal module on ``x`` (``a = x[:, 0]``, ``b = x[:, 1]``,
     the rest irrelevant), by the Primer's formulas (``generate_exp_thresholds.r``)."""
@@ -175,6 +188,8 @@ class SmatTask(ExtrapolationTask):
         """``n`` inputs uniform on ``intervals`` and their targets, written into ``out`` if given."""
         x = torch.empty(n, self.input_size) if out is None else out[0]
         draw_intervals(x, intervals, g)
+        if self.op == "div":
+            lift_zeros_(x, intervals)
         return x, self.target(x, out=None if out is None else out[1])
 
     def operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
