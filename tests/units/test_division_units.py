@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from nalu_suite.replicas.model import StackedModel
 from nalu_suite.units import GNALU, NALU, NMRU, NRU, ModifiedRealNPU, RealNPU, build_unit
-from nalu_suite.units._numerics import MAX_EXPONENT
+from nalu_suite.units._numerics import MAX_EXPONENT, box
 from nalu_suite.units.gnalu import LN_PHI, PHI
 from nalu_suite.units.npu import NPU_EPS
 
@@ -285,6 +286,9 @@ VMAP_UNITS = [
     ("nmru", {"sign_retrieval": False}),
     ("realnpu_mod", {}),
     ("realnpu_mod", {"l1": 0.1}),
+    ("nmru", {"grad_at_bounds": True}),
+    ("nru", {"grad_at_bounds": True}),
+    ("realnpu_mod", {"grad_at_bounds": True}),
     ("gnalu", {}),
     ("gnalu", {"gate": "scalar", "shared_weights": False}),
 ]
@@ -319,3 +323,52 @@ def test_division_units_run_as_stacked_replicas(name, options):
         unit.project_()
         for pname, p in unit.named_parameters():
             assert torch.equal(stacked.params[f"model.{pname}"][k], p.detach()), (name, pname)
+
+
+# --------------------------------------------------------------------------------------------------------
+# grad_at_bounds: a weight on a bound of its clamp keeps its gradient (the authors' code)
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_box_is_the_clamp_with_or_without_the_gradient_on_the_bounds():
+    t = torch.tensor([-1.0, 0.0, 0.3, 1.0, 1.5], requires_grad=True)
+    for grad_at_bounds, expected in [(False, [0.0, 0.0, 1.0, 0.0, 0.0]), (True, [1.0] * 5)]:
+        t.grad = None
+        y = box(t, 0.0, 1.0, grad_at_bounds)
+        assert torch.equal(y, torch.tensor([0.0, 0.0, 0.3, 1.0, 1.0]))
+        y.sum().backward()
+        assert t.grad.tolist() == expected, grad_at_bounds
+
+
+@pytest.mark.parametrize(
+    ("name", "on_bounds"),
+    [("nmru", [[0.0, 1.0, 0.0, 1.0]]), ("nru", [[1.0, -1.0]]), ("realnpu_mod", [[1.0, -1.0]])],
+)
+def test_a_weight_on_a_bound_learns_only_with_grad_at_bounds(name, on_bounds):
+    """The same output either way; the default (torch's clamp) gives every weight on a bound a zero
+    gradient, ``grad_at_bounds=True`` the derivative of the output (here nonzero for every weight)."""
+    x = torch.tensor([[3.0, -2.0], [0.5, 4.0]])
+    outputs, grads = [], []
+    for grad_at_bounds in (False, True):
+        torch.manual_seed(0)
+        unit = build_unit(name, 2, 1, grad_at_bounds=grad_at_bounds).train()
+        weight = unit.W if hasattr(unit, "W") else unit.W_real
+        with torch.no_grad():
+            weight.copy_(torch.tensor(on_bounds))
+        y = unit(x)
+        y.sum().backward()
+        outputs.append(y.detach())
+        grads.append(weight.grad.clone())
+    torch.testing.assert_close(outputs[0], outputs[1])
+    assert torch.equal(grads[0], torch.zeros_like(grads[0]))
+    assert bool((grads[1] != 0).all()), grads[1]
+
+
+def test_the_division_units_configs_keep_the_gradient_on_the_bounds():
+    from omegaconf import OmegaConf
+
+    from nalu_suite.resources import conf_dir
+
+    for name in ("nmru", "nru", "realnpu_mod"):
+        cfg = OmegaConf.load(Path(conf_dir()) / "unit" / f"{name}.yaml")
+        assert cfg.second_options.grad_at_bounds is True, name

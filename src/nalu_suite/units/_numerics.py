@@ -89,6 +89,20 @@ def clamp_(t: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return t.clamp_min_(low).clamp_max_(high)
 
 
+def box(t: torch.Tensor, low: float, high: float, grad_at_bounds: bool = False) -> torch.Tensor:
+    """``t`` clamped to ``[low, high]`` for the forward pass of a unit whose weights ``project_()`` keeps
+    in that box.
+
+    ``grad_at_bounds=False``: ``torch.clamp``, whose gradient is 0 at the bounds themselves (torch 2.x),
+    so a weight that the projection has put exactly on a bound gets no gradient again. ``True``: the
+    clamped value with the identity's gradient (``t + (clamp(t) - t).detach()``), which is what the
+    authors' code computes (``nac_oob='clip'`` in ``stable-nalu`` / ``nalm-division``: the forward uses
+    the projected weight itself), so a weight on a bound can leave it when the loss asks.
+    """
+    clamped = torch.clamp(t, low, high)
+    return t + (clamped - t).detach() if grad_at_bounds else clamped
+
+
 def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
     """``exp(min(z, max_exponent))``; the clamp is a project addition (see module docstring)."""
     return torch.exp(torch.clamp(z, max=max_exponent))

@@ -4,7 +4,8 @@
 
 * ``W`` is clamped to ``[-1, 1]`` by ``project_()`` after every optimiser step (the paper's clipping) and
   also inside ``forward``/``effective_weights`` so the unit never computes with an out-of-box weight even if
-  ``project_`` was skipped. Inside the box the clamp has unit gradient, so it changes nothing in training.
+  ``project_`` was skipped. Inside the box the clamp has unit gradient; on a bound itself torch's clamp
+  gives none, and ``grad_at_bounds=True`` keeps it (the authors' code does, ``_numerics.box``).
 * Init ``W ~ U[-r, r]`` with ``r = min(0.5, sqrt(3) * sqrt(2 / (in + out)))`` (Glorot variance, capped at
   0.5 so the initial weights stay away from the discrete values +-1; the value used by the authors'
   stable-nalu code).
@@ -29,7 +30,7 @@ import math
 import torch
 from torch import nn
 
-from ._numerics import clamp_, linear
+from ._numerics import box, clamp_, linear
 from .base import ArithmeticUnit
 
 
@@ -38,8 +39,11 @@ class NAU(ArithmeticUnit):
 
     INITS = ("uniform", "split")
 
-    def __init__(self, in_features: int, out_features: int, init: str = "uniform") -> None:
+    def __init__(
+        self, in_features: int, out_features: int, init: str = "uniform", grad_at_bounds: bool = False
+    ) -> None:
         super().__init__(in_features, out_features)
+        self.grad_at_bounds = bool(grad_at_bounds)
         if init not in self.INITS:
             raise ValueError(f"NAU init={init!r} is not valid; choose one of: {', '.join(self.INITS)}")
         if init == "split" and out_features < 2:
@@ -60,7 +64,7 @@ class NAU(ArithmeticUnit):
 
     @property
     def weight(self) -> torch.Tensor:
-        return torch.clamp(self.W, -1.0, 1.0)
+        return box(self.W, -1.0, 1.0, self.grad_at_bounds)
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         return {"W": self.weight}

@@ -20,6 +20,8 @@ Initialisation, clamp and regulariser are the authors' (NMU-style):
 
 * ``W ~ U[0.25, 0.75]``;
 * ``W`` clamped to ``[0, 1]`` by ``project_()`` after every optimiser step, and inside ``forward``;
+  ``grad_at_bounds=True`` keeps the gradient of a weight that sits exactly on a bound (torch's clamp gives
+  it none; the authors' code does, ``_numerics.box``);
 * ``regularizer()`` = NMU sparsity ``mean_jk min(|W_jk|, |1 - W_jk|)`` (the paper: lambda = 10, ramped in as
   for the NRU; the ramp is the trainer's job).
 
@@ -54,8 +56,11 @@ class NMRU(NMU):
         sign_retrieval: bool = True,
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
+        grad_at_bounds: bool = False,
     ) -> None:
-        super().__init__(2 * in_features, out_features, max_exponent=max_exponent)  # W: (out, 2 in)
+        super().__init__(  # W: (out, 2 in)
+            2 * in_features, out_features, max_exponent=max_exponent, grad_at_bounds=grad_at_bounds
+        )
         self.in_features = in_features
         if not float(eps) > 0:
             raise ValueError(f"NMRU eps={eps!r} must be > 0")

@@ -3,7 +3,9 @@
     y_j = prod_i (W_ij x_i + 1 - W_ij),   W in [0, 1]
 
 * ``W`` is clamped to ``[0, 1]`` by ``project_()`` after every optimiser step (the paper's clipping) and also
-  inside ``forward``/``effective_weights`` (unit gradient inside the box).
+  inside ``forward``/``effective_weights`` (unit gradient inside the box);
+  ``grad_at_bounds=True`` keeps the gradient of a weight that sits exactly on a bound (torch's clamp gives
+  it none; the authors' code does, ``_numerics.box``).
 * Init ``W ~ U[0.25, 0.75]``, i.e. mean 1/2 and ``r = min(0.25, sqrt(3) * 1/2) = 0.25`` (the authors'
   published setting: E[W] = 1/2 so each factor starts half-way between "ignore" and "use" the input).
 * ``regularizer()`` is the paper's ``R_sparse = mean_ij min(|W_ij|, |1 - W_ij|)``.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_prod, clamp_
+from ._numerics import MAX_EXPONENT, bounded_prod, box, clamp_
 from .base import ArithmeticUnit
 
 
@@ -37,9 +39,11 @@ class NMU(ArithmeticUnit):
         out_features: int,
         max_exponent: float = MAX_EXPONENT,
         noise: tuple[float, float] | list[float] | None = None,
+        grad_at_bounds: bool = False,
     ) -> None:
         super().__init__(in_features, out_features)
         self.max_exponent = max_exponent
+        self.grad_at_bounds = bool(grad_at_bounds)
         if noise is not None:
             if len(noise) != 2 or not 0 < float(noise[0]) <= float(noise[1]):
                 raise ValueError(f"NMU noise={list(noise)!r} must be [lo, hi] with 0 < lo <= hi")
@@ -53,7 +57,7 @@ class NMU(ArithmeticUnit):
 
     @property
     def weight(self) -> torch.Tensor:
-        return torch.clamp(self.W, 0.0, 1.0)
+        return box(self.W, 0.0, 1.0, self.grad_at_bounds)
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         return {"W": self.weight}
@@ -80,4 +84,5 @@ class NMU(ArithmeticUnit):
 
     def extra_repr(self) -> str:
         noise = f", noise={list(self.noise)}" if self.noise else ""
-        return f"{super().extra_repr()}, max_exponent={self.max_exponent}{noise}"
+        bounds = ", grad_at_bounds=True" if self.grad_at_bounds else ""
+        return f"{super().extra_repr()}, max_exponent={self.max_exponent}{noise}{bounds}"

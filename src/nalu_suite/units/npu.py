@@ -94,10 +94,14 @@ class _NPUBase(ArithmeticUnit):
         if self.gate is not None:
             clamp_(self.gate, 0.0, 1.0)
 
+    def gate_value(self) -> torch.Tensor | None:
+        """``g_hat = clamp(g, 0, 1)``, or None without a gate."""
+        return None if self.gate is None else torch.clamp(self.gate, 0.0, 1.0)
+
     def _log_r_and_k(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.gate is None:
+        g = self.gate_value()
+        if g is None:
             return torch.log(x.abs() + self.eps), math.pi * (x < 0).to(x.dtype) * float(self.signed)
-        g = torch.clamp(self.gate, 0.0, 1.0)
         r = g * (x.abs() + self.eps) + (1 - g)
         k = math.pi * g * (x < 0).to(x.dtype) * float(self.signed)
         return torch.log(r), k

@@ -17,6 +17,8 @@ Initialisation, clamp and regulariser are the authors' (NAU-style):
 
 * ``W ~ U[-r, r]``, ``r = min(0.5, sqrt(3) * sqrt(2 / (in + out)))``;
 * ``W`` clamped to ``[-1, 1]`` by ``project_()`` after every optimiser step, and inside ``forward``;
+  ``grad_at_bounds=True`` keeps the gradient of a weight that sits exactly on a bound (torch's clamp gives
+  it none; the authors' code does, ``_numerics.box``);
 * ``regularizer()`` = NAU sparsity ``mean_ij min(|W_ij|, |1 - |W_ij||)`` (the paper: lambda = 10, ramped in
   over 20k -> 35k steps for 2 inputs; the ramp is the trainer's job).
 
@@ -55,8 +57,9 @@ class NRU(NAU):
         sharpness: float | None = 1000.0,
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
+        grad_at_bounds: bool = False,
     ) -> None:
-        super().__init__(in_features, out_features)  # W, U[-r, r] as the NAU
+        super().__init__(in_features, out_features, grad_at_bounds=grad_at_bounds)  # W, U[-r, r] as the NAU
         if sharpness is not None and not float(sharpness) > 0:
             raise ValueError(f"NRU sharpness={sharpness!r} must be > 0 (or None for |W| in training)")
         if not float(eps) > 0:

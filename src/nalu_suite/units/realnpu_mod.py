@@ -10,7 +10,8 @@ with the three changes the Division paper makes to it (its "WG_clip ... WrI_xuc"
 authors' code, ``bmistry4/nalm-division``, ``npu_real.py`` with ``--npu-clip wg``):
 
 * clipping: ``W_real`` to ``[-1, 1]`` and ``g`` to ``[0, 1]`` (``project_()`` after every optimiser step, and
-  inside ``forward``);
+  inside ``forward``; ``grad_at_bounds=True`` keeps the gradient of a weight on a bound, as the authors'
+  code does: ``_numerics.box``);
 * discretisation regularisers, each of weight 1 (``regularizer()``):
 
       R = mean_i min(|g_i|, |1 - g_i|)  +  mean_ij |1 - |W_ij||
@@ -37,7 +38,7 @@ import math
 import torch
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp, clamp_, linear
+from ._numerics import MAX_EXPONENT, bounded_exp, box, clamp_, linear
 from .npu import NPU_EPS
 from .realnpu import RealNPU
 
@@ -54,10 +55,12 @@ class ModifiedRealNPU(RealNPU):
         gated: bool = True,
         signed: bool = True,
         l1: float = 0.0,
+        grad_at_bounds: bool = False,
     ) -> None:
         if not float(l1) >= 0:
             raise ValueError(f"realnpu_mod l1={l1!r} must be >= 0")
         self.l1 = float(l1)
+        self.grad_at_bounds = bool(grad_at_bounds)
         super().__init__(
             in_features, out_features, eps=eps, max_exponent=max_exponent, gated=gated, signed=signed
         )
@@ -70,10 +73,10 @@ class ModifiedRealNPU(RealNPU):
 
     @property
     def weight(self) -> torch.Tensor:
-        return torch.clamp(self.W_real, -1.0, 1.0)
+        return box(self.W_real, -1.0, 1.0, self.grad_at_bounds)
 
     def gate_value(self) -> torch.Tensor | None:
-        return None if self.gate is None else torch.clamp(self.gate, 0.0, 1.0)
+        return None if self.gate is None else box(self.gate, 0.0, 1.0, self.grad_at_bounds)
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         weights = {"W_real": self.weight}
@@ -103,4 +106,5 @@ class ModifiedRealNPU(RealNPU):
         return bounded_exp(linear(log_r, w), self.max_exponent) * torch.cos(linear(k, w))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, l1={self.l1}"
+        bounds = ", grad_at_bounds=True" if self.grad_at_bounds else ""
+        return f"{super().extra_repr()}, l1={self.l1}{bounds}"
