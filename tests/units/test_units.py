@@ -642,7 +642,7 @@ def test_build_unit_unknown_option_is_named(name):
 def test_build_unit_passes_valid_options_and_rejects_bad_values():
     unit = build_unit("nalu", 2, 1, shared_weights=False, gate="scalar", eps=1e-6)
     assert unit.W_hat_mul is not None and unit.gate_logit.shape == (1,) and unit.eps == 1e-6
-    assert "gate" in unit_options("nalu") and unit_options("nau") == ("init",)
+    assert "gate" in unit_options("nalu") and unit_options("nau") == ("init", "grad_at_bounds")
     with pytest.raises(ValueError, match="unknown gate 'foo'"):
         build_unit("nalu", 2, 1, gate="foo")
     with pytest.raises(ValueError, match="unknown activation 'swish'"):

@@ -135,11 +135,11 @@ def run_smat(
         )
         for module in modules
     ]
+    input_size = _input_size(cells[0][0])  # composed before training: a bad override fails here, not after
     started = time.time()
     desc = f"{task} {op}: {len(modules)} modules x {len(ranges)} ranges x {seeds_per_range} seeds"
     results = train_cells(cells, desc=desc)
     wall = time.time() - started
-    input_size = _input_size(cells[0][0])
     rows = []
     for module, result in zip(modules, results, strict=True):
         for row in cell_rows(result, op, module, ranges, seeds_per_range):
