@@ -24,6 +24,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from omegaconf import OmegaConf, open_dict
 from nalu_suite.config import compose
 from nalu_suite.errors import ConfigError
 from nalu_suite.figures import save_figure
+from nalu_suite.parent_death import die_with_parent
 from nalu_suite.replicas.engine import ReplicaRun
 from nalu_suite.replicas.fit import fit_lockstep, replica_results, save_run
 from nalu_suite.replicas.settings import replica_settings
@@ -119,9 +121,11 @@ def train_cells(cells: list[tuple[list[str], Path]], desc: str, position: int = 
 _WORKER_POSITION = 0
 
 
-def _init_worker(counter) -> None:
-    """Worker process setup: logging, and a progress-bar line of its own (``counter`` numbers them)."""
+def _init_worker(counter, parent_pid: int) -> None:
+    """Worker process setup: it ends with the parent (``die_with_parent``), logging, and a progress-bar
+    line of its own (``counter`` numbers them)."""
     global _WORKER_POSITION
+    die_with_parent(parent_pid)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     with counter.get_lock():
         _WORKER_POSITION = counter.value
@@ -150,7 +154,7 @@ def run_ops(
     counter = context.Value("i", 0)
     workers = min(jobs, len(ops))
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(counter,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(counter, os.getpid())
     ) as pool:
         futures = [pool.submit(_run_op_in_worker, op, units, replicas, seed, extra, out) for op in ops]
         for future in as_completed(futures):
