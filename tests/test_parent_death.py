@@ -1,4 +1,4 @@
-"""A spawned worker ends when its parent is killed (``nalu_suite.parent_death``, used by ``nalu-table --jobs``)."""
+"""A spawned worker ends when its parent is killed (``parent_death``, used by ``nalu-table --jobs``)."""
 
 from __future__ import annotations
 
