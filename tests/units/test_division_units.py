@@ -372,3 +372,16 @@ def test_the_division_units_configs_keep_the_gradient_on_the_bounds():
     for name in ("nmru", "nru", "realnpu_mod"):
         cfg = OmegaConf.load(Path(conf_dir()) / "unit" / f"{name}.yaml")
         assert cfg.second_options.grad_at_bounds is True, name
+
+
+def test_nmru_training_noise_cancels_only_at_discrete_weights():
+    """``noise=[lo, hi]``: the sNMU noise on the NMRU magnitudes (the authors' ``nmu_noise``)."""
+    x = torch.tensor([[3.0, -2.0], [-0.5, 4.0]])
+    unit = build_unit("nmru", 2, 1, noise=[1.0, 5.0])
+    set_w(unit, [[1.0, 0.0, 0.0, 1.0]])  # a / b
+    torch.testing.assert_close(unit.train()(x), unit.eval()(x))
+    torch.testing.assert_close(unit(x).squeeze(-1), x[:, 0] / x[:, 1])
+    set_w(unit, [[0.5, 0.0, 0.0, 1.0]])
+    assert not torch.allclose(unit.train()(x), unit.eval()(x))
+    with pytest.raises(ValueError, match="noise"):
+        build_unit("nmru", 2, 1, noise=[0.0, 1.0])

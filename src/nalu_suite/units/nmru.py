@@ -13,6 +13,9 @@ The input is concatenated with its reciprocal and fed to an NMU on magnitudes, w
 So ``W_jk = 1`` on ``x_i`` multiplies by ``x_i``, on ``1 / x_i`` divides by it, ``0`` ignores it; e.g.
 ``a / b`` is ``W = [1, 0 | 0, 1]`` and the cosine gives ``sign(a) sign(b)``.
 
+``noise=[lo, hi]`` applies the sNMU's reversible training noise (``nmu.py``) to the magnitudes, as the
+authors' code can (``nmu_noise``); off by default, as in the paper's main runs.
+
 ``sign_retrieval=False`` is the paper's vanilla NMRU (an ablation): the NMU on the signed ``x~``,
 ``y_j = prod_k (W_jk x~_k + 1 - W_jk)``, which also carries the sign at discrete weights.
 
@@ -40,7 +43,7 @@ import math
 
 import torch
 
-from ._numerics import MAX_EXPONENT, bounded_prod, linear
+from ._numerics import MAX_EXPONENT, linear
 from .nmu import NMU
 from .npu import NPU_EPS
 
@@ -57,9 +60,10 @@ class NMRU(NMU):
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
         grad_at_bounds: bool = False,
+        noise: tuple[float, float] | list[float] | None = None,
     ) -> None:
         super().__init__(  # W: (out, 2 in)
-            2 * in_features, out_features, max_exponent=max_exponent, grad_at_bounds=grad_at_bounds
+            2 * in_features, out_features, max_exponent, noise=noise, grad_at_bounds=grad_at_bounds
         )
         self.in_features = in_features
         if not float(eps) > 0:
@@ -68,17 +72,13 @@ class NMRU(NMU):
         self.eps = float(eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
         inverse_magnitude = 1 / x.abs().clamp_min(self.eps)
-        if self.sign_retrieval:
-            magnitudes = torch.cat([x.abs(), inverse_magnitude], dim=-1)
-            factors = w * magnitudes.unsqueeze(-2) + (1 - w)  # (..., out, 2 in), all >= 0
+        if self.sign_retrieval:  # the NMU (with its training noise, if any) on magnitudes, a cosine sign
             negative = (x < 0).to(x.dtype)
-            sign = torch.cos(math.pi * linear(torch.cat([negative, negative], dim=-1), w))
-            return bounded_prod(factors, self.max_exponent) * sign
+            sign = torch.cos(math.pi * linear(torch.cat([negative, negative], dim=-1), self.weight))
+            return super().forward(torch.cat([x.abs(), inverse_magnitude], dim=-1)) * sign
         reciprocal = torch.where(x < 0, -inverse_magnitude, inverse_magnitude)
-        factors = w * torch.cat([x, reciprocal], dim=-1).unsqueeze(-2) + (1 - w)
-        return bounded_prod(factors, self.max_exponent)
+        return super().forward(torch.cat([x, reciprocal], dim=-1))
 
     def extra_repr(self) -> str:
         return (
