@@ -13,8 +13,9 @@ The input is concatenated with its reciprocal and fed to an NMU on magnitudes, w
 So ``W_jk = 1`` on ``x_i`` multiplies by ``x_i``, on ``1 / x_i`` divides by it, ``0`` ignores it; e.g.
 ``a / b`` is ``W = [1, 0 | 0, 1]`` and the cosine gives ``sign(a) sign(b)``.
 
-``noise=[lo, hi]`` applies the sNMU's reversible training noise (``nmu.py``) to the magnitudes, as the
-authors' code can (``nmu_noise``); off by default, as in the paper's main runs.
+``noise=[lo, hi]`` applies the sNMU's reversible training noise (``nmu.py``) to the NMU's inputs (the
+magnitudes, with sign retrieval), as the authors' code can (``nmu_noise``); off by default, as in the
+paper's main runs.
 
 ``sign_retrieval=False`` is the paper's vanilla NMRU (an ablation): the NMU on the signed ``x~``,
 ``y_j = prod_k (W_jk x~_k + 1 - W_jk)``, which also carries the sign at discrete weights.
@@ -81,7 +82,4 @@ class NMRU(NMU):
         return super().forward(torch.cat([x, reciprocal], dim=-1))
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, sign_retrieval={self.sign_retrieval}, eps={self.eps}, "
-            f"max_exponent={self.max_exponent}"
-        )
+        return f"{super().extra_repr()}, sign_retrieval={self.sign_retrieval}, eps={self.eps}"
