@@ -340,6 +340,12 @@ def test_box_is_the_clamp_with_or_without_the_gradient_on_the_bounds():
         assert t.grad.tolist() == expected, grad_at_bounds
 
 
+@pytest.mark.parametrize("name", ["nau", "nmu", "nru", "nmru", "realnpu_mod"])
+def test_the_repr_names_grad_at_bounds_only_when_it_is_on(name):
+    assert "grad_at_bounds" not in repr(build_unit(name, 2, 1))
+    assert "grad_at_bounds=True" in repr(build_unit(name, 2, 1, grad_at_bounds=True))
+
+
 @pytest.mark.parametrize(
     ("name", "on_bounds"),
     [("nmru", [[0.0, 1.0, 0.0, 1.0]]), ("nru", [[1.0, -1.0]]), ("realnpu_mod", [[1.0, -1.0]])],

@@ -77,5 +77,10 @@ class NAU(ArithmeticUnit):
     def project_(self) -> None:
         clamp_(self.W, -1.0, 1.0)
 
+    def extra_repr(self) -> str:
+        init = f", init={self.init}" if self.init != "uniform" else ""
+        bounds = ", grad_at_bounds=True" if self.grad_at_bounds else ""
+        return f"{super().extra_repr()}{init}{bounds}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight)
