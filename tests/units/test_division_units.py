@@ -145,6 +145,42 @@ def test_nmru_sign_retrieval_is_a_cosine_of_the_weights_on_negative_inputs():
     torch.testing.assert_close(vanilla(x).squeeze(-1), (w * tilde + 1 - w).prod(-1))
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_nmru_net_sign_angle_gives_the_papers_sign_at_discrete_weights(mode):
+    torch.manual_seed(0)
+    x = torch.randn(64, 3) * 5
+    for _ in range(20):
+        w = torch.randint(0, 2, (2, 6)).float()
+        paper, net = build_unit("nmru", 3, 2), build_unit("nmru", 3, 2, sign_angle="net")
+        for unit in (paper, net):
+            set_w(unit, w)
+            unit.train(mode == "train")
+        torch.testing.assert_close(net(x), paper(x), msg=f"weights {w.tolist()}")
+
+
+def test_nmru_net_sign_angle_keeps_the_sign_while_a_cancelling_pair_grows():
+    # a * d * (1 / d) with d < 0: both of d's weights rise together from 0 to 1; the product stays a's sign
+    x = torch.tensor([[2.0, -3.0]])
+    t = torch.linspace(0, 1, 11)
+    outputs = {}
+    for angle in ("sum", "net"):
+        unit = build_unit("nmru", 2, 1, sign_angle=angle)
+        values = []
+        for ti in t.tolist():
+            set_w(unit, [[1.0, ti, 0.0, ti]])
+            values.append(unit(x).item())
+        outputs[angle] = torch.tensor(values)
+    magnitude = 2 * (3 * t + 1 - t) * (t / 3 + 1 - t)
+    torch.testing.assert_close(outputs["net"], magnitude)  # net angle t - t = 0: a's sign throughout
+    torch.testing.assert_close(outputs["sum"], magnitude * torch.cos(2 * math.pi * t))
+    assert outputs["sum"][5] < 0  # t = 0.5: the paper's angle is pi, the wrong sign
+
+
+def test_nmru_rejects_an_unknown_sign_angle():
+    with pytest.raises(ValueError, match="sign_angle='diff'.*sum, net"):
+        NMRU(2, 1, sign_angle="diff")
+
+
 def test_nmru_reciprocal_of_zero_is_bounded_and_gradients_finite():
     unit = build_unit("nmru", 2, 2)
     set_w(unit, [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
@@ -287,6 +323,7 @@ VMAP_UNITS = [
     ("realnpu_mod", {}),
     ("realnpu_mod", {"l1": 0.1}),
     ("nmru", {"grad_at_bounds": True}),
+    ("nmru", {"sign_angle": "net"}),
     ("nru", {"grad_at_bounds": True}),
     ("realnpu_mod", {"grad_at_bounds": True}),
     ("gnalu", {}),

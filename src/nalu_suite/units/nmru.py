@@ -17,6 +17,12 @@ So ``W_jk = 1`` on ``x_i`` multiplies by ``x_i``, on ``1 / x_i`` divides by it, 
 magnitudes, with sign retrieval), as the authors' code can (``nmu_noise``); off by default, as in the
 paper's main runs.
 
+``sign_angle="net"`` (project variant, not the paper's) counts a weight on ``1 / x_i`` against the angle:
+``cos(pi * sum_i (W_ji - W_j,in+i) [x_i < 0])``. At discrete weights both angles differ by an even multiple
+of ``pi`` and give the same sign; in between, a cancelling pair ``x_i * (1 / x_i)`` (both weights rising
+together) leaves the net angle unchanged, whereas the paper's ``"sum"`` angle passes through an odd
+multiple of ``pi``, the wrong sign, on the way from one pair to the next (docs/benchmarks.md, section 2).
+
 ``sign_retrieval=False`` is the paper's vanilla NMRU (an ablation): the NMU on the signed ``x~``,
 ``y_j = prod_k (W_jk x~_k + 1 - W_jk)``, which also carries the sign at discrete weights.
 
@@ -48,6 +54,9 @@ from ._numerics import MAX_EXPONENT, linear
 from .nmu import NMU
 from .npu import NPU_EPS
 
+#: how a weight on ``1 / x_i`` enters the sign's angle: ``sum`` (the paper's) or ``net`` (subtracted)
+SIGN_ANGLES = ("sum", "net")
+
 
 class NMRU(NMU):
     """NMRU: an NMU over ``[x, 1/x]`` magnitudes with a cosine sign; ``W`` of shape ``(out, 2 in)``: the
@@ -62,6 +71,7 @@ class NMRU(NMU):
         max_exponent: float = MAX_EXPONENT,
         grad_at_bounds: bool = False,
         noise: tuple[float, float] | list[float] | None = None,
+        sign_angle: str = "sum",
     ) -> None:
         super().__init__(  # W: (out, 2 in)
             2 * in_features, out_features, max_exponent, noise=noise, grad_at_bounds=grad_at_bounds
@@ -70,16 +80,21 @@ class NMRU(NMU):
         if not float(eps) > 0:
             raise ValueError(f"NMRU eps={eps!r} must be > 0")
         self.sign_retrieval = bool(sign_retrieval)
+        if sign_angle not in SIGN_ANGLES:
+            raise ValueError(f"NMRU sign_angle={sign_angle!r}; choose from: {', '.join(SIGN_ANGLES)}")
+        self.sign_angle = sign_angle
         self.eps = float(eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inverse_magnitude = 1 / x.abs().clamp_min(self.eps)
         if self.sign_retrieval:  # the NMU (with its training noise, if any) on magnitudes, a cosine sign
             negative = (x < 0).to(x.dtype)
-            sign = torch.cos(math.pi * linear(torch.cat([negative, negative], dim=-1), self.weight))
+            on_reciprocals = negative if self.sign_angle == "sum" else -negative
+            sign = torch.cos(math.pi * linear(torch.cat([negative, on_reciprocals], dim=-1), self.weight))
             return super().forward(torch.cat([x.abs(), inverse_magnitude], dim=-1)) * sign
         reciprocal = torch.where(x < 0, -inverse_magnitude, inverse_magnitude)
         return super().forward(torch.cat([x, reciprocal], dim=-1))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sign_retrieval={self.sign_retrieval}, eps={self.eps}"
+        extra = f", sign_angle={self.sign_angle}" if self.sign_angle != "sum" else ""
+        return f"{super().extra_repr()}, sign_retrieval={self.sign_retrieval}{extra}, eps={self.eps}"
