@@ -87,6 +87,56 @@ def test_a_replica_inside_a_batch_of_eight_matches_its_own_single_run(runs):
     assert max(r["test/interp/normalized"] for r in rows) < 5
 
 
+@pytest.fixture(scope="module")
+def nru_runs(tmp_path_factory, every_step_path):
+    """The plain run and the R = 1 replica run of a unit whose forward differs in training: the NRU's
+    ``|W|`` is ``tanh(1000 W) ** 2`` in training and exact in evaluation."""
+    from nalu_suite.config import compose
+
+    overrides = [o if o != "unit=nmu" else "unit=nru" for o in every_step_path(60, 30, 0.01, (20, 40))]
+
+    def run(engine: bool):
+        cfg = compose(["callbacks.progress_bar=null", "logger=none", *overrides, "seed=3"])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path_factory.mktemp("nru"))
+            cfg.replicas, cfg.replicas_engine = 1, engine
+        return train(cfg)
+
+    return run(False), run(True)
+
+
+def test_replicas_evaluate_in_evaluation_mode_as_the_plain_run_does(nru_runs):
+    plain, replicas = nru_runs
+    (row,) = replicas["replicas"]
+    assert_same_metrics(row, plain)
+
+
+def test_stacked_predictions_are_each_models_evaluation_outputs():
+    from nalu_suite.replicas.model import StackedModel
+    from nalu_suite.tasks.base import ArithmeticModel
+    from nalu_suite.units import build_unit
+
+    class OneUnit(ArithmeticModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unit = build_unit("nru", 3, 2)
+            self.unit.W.data.mul_(0.002)  # |W| ~ 1e-3: tanh(1000 W) ** 2 and |W| differ the most here
+
+        def forward(self, x):
+            return self.unit(x)
+
+    torch.manual_seed(0)
+    models = [OneUnit() for _ in range(3)]
+    stacked = StackedModel(models)
+    x = -1 - torch.rand(3, 5, 3)
+    expected = torch.stack([m.eval()(x[k]) for k, m in enumerate(models)])
+    torch.testing.assert_close(stacked.predict(x), expected)
+    assert not torch.allclose(torch.stack([m.train()(x[k]) for k, m in enumerate(models)]), expected)
+    # training calls are in training mode again afterwards
+    train_out = stacked.vmap(lambda s, x: stacked.call(s, "forward", x), n_batched_args=1)(stacked.state(), x)
+    torch.testing.assert_close(train_out, torch.stack([m(x[k]) for k, m in enumerate(models)]))
+
+
 def test_results_json_holds_rows_and_madsen_summaries_and_report_pools_them(runs):
     from nalu_suite.report import report
     from nalu_suite.stats import wilson_interval

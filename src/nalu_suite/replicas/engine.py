@@ -15,10 +15,11 @@ independent models in one process as one batched computation instead:
   all elementwise) act on each replica as R separate optimisers would. Gradient clipping by norm is
   computed per replica.
 * Semantics follow the Lightning run of ``train.py``: validation every ``trainer.val_check_interval``
-  steps; ``solved_at`` = the first validation step whose ``task.solved_metric`` is below
-  ``task.success_threshold()``; the test metrics come from the replica's best checkpoint by
-  ``task.monitor`` (minimised; the first of equal values is kept; compared as logged, in float32); the
-  reported ``solved_at`` is the one stored with that checkpoint (as the plain run restores it).
+  steps, in evaluation mode (``model.eval()``, ``StackedModel.evaluating``); ``solved_at`` = the first
+  validation step whose ``task.solved_metric`` is below ``task.success_threshold()``; the test metrics
+  come from the replica's best checkpoint by ``task.monitor`` (minimised; the first of equal values is
+  kept; compared as logged, in float32); the reported ``solved_at`` is the one stored with that
+  checkpoint (as the plain run restores it).
 * A replica whose loss becomes NaN/inf (where a plain run stops with ``DivergenceError``) is frozen
   at its last finite weights, counted as a failure and marked with ``diverged_at``; the others go on.
 * ``reinit.every > 0``: a stuck replica is re-initialised as its plain run would be (``nalu_suite.reinit``:
@@ -246,31 +247,37 @@ class ReplicaRun:
         data = self.val_data if stage == "val" else self._test_data()
         R = self.settings.replicas
         logged: list[dict[str, float]] = [{} for _ in range(R)]
-        for split, tensors in zip(splits, data, strict=True):
-            metrics = [task.make_metric(split) for task in self.tasks]
-            n = tensors[0].shape[1]
-            per_sample = max(1, int(np.prod(tensors[0].shape[2:])))
-            for lo in range(0, n, self.eval_batch_size):
-                batch = tuple(t[:, lo : lo + self.eval_batch_size] for t in tensors)
-                size = batch[0].shape[1] * per_sample
-                group = max(1, EVAL_ELEMENTS_PER_CALL // max(1, size))
-                preds, targets = [], []
-                for start in range(0, R, group):
-                    part = slice(start, min(start + group, R))
-                    pred, target = self._predict(self.model.state(part), *(t[part] for t in batch))
-                    preds.append(pred)
-                    targets.append(target)
-                pred, target = torch.cat(preds), torch.cat(targets)
-                for k, metric in enumerate(metrics):
-                    metric.update(pred[k], target[k])
-            for k, (task, metric) in enumerate(zip(self.tasks, metrics, strict=True)):
-                values = {name: float(v) for name, v in metric.compute().items()}
-                for name, value in task.finalize_metrics(split, values).items():
-                    logged[k][f"{split}/{name}"] = value
+        with self.model.evaluating():  # as Lightning evaluates a plain run: model.eval()
+            for split, tensors in zip(splits, data, strict=True):
+                self._evaluate_split(split, tensors, logged)
         sparsity = self.model.sparsity_error().tolist()
         for k in range(R):
             logged[k]["sparsity_error"] = float(sparsity[k])
         return logged
+
+    def _evaluate_split(self, split: str, tensors: tuple[torch.Tensor, ...], logged: list[dict]) -> None:
+        """Add each replica's ``<split>/<metric>`` on ``tensors`` (stacked per replica) to ``logged``."""
+        R = self.settings.replicas
+        metrics = [task.make_metric(split) for task in self.tasks]
+        n = tensors[0].shape[1]
+        per_sample = max(1, int(np.prod(tensors[0].shape[2:])))
+        for lo in range(0, n, self.eval_batch_size):
+            batch = tuple(t[:, lo : lo + self.eval_batch_size] for t in tensors)
+            size = batch[0].shape[1] * per_sample
+            group = max(1, EVAL_ELEMENTS_PER_CALL // max(1, size))
+            preds, targets = [], []
+            for start in range(0, R, group):
+                part = slice(start, min(start + group, R))
+                pred, target = self._predict(self.model.state(part), *(t[part] for t in batch))
+                preds.append(pred)
+                targets.append(target)
+            pred, target = torch.cat(preds), torch.cat(targets)
+            for k, metric in enumerate(metrics):
+                metric.update(pred[k], target[k])
+        for k, (task, metric) in enumerate(zip(self.tasks, metrics, strict=True)):
+            values = {name: float(v) for name, v in metric.compute().items()}
+            for name, value in task.finalize_metrics(split, values).items():
+                logged[k][f"{split}/{name}"] = value
 
     def _test_data(self) -> list[tuple[torch.Tensor, ...]]:
         """The replicas' test sets, stacked (drawn again: the tasks' fixed sets are deterministic)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -37,7 +38,8 @@ class StackedModel:
 
     ``params`` are the trainable leaf tensors (hand them to one optimiser); ``best`` snapshots keep the
     per-replica checkpoint. ``functional(params)`` returns a callable stand-in for one model, to be used
-    inside a function that :meth:`vmap` maps over replicas.
+    inside a function that :meth:`vmap` maps over replicas. The models run in training mode, except
+    inside :meth:`evaluating` (as Lightning switches a plain run's model for validation and test).
     """
 
     def __init__(self, models: Sequence[ArithmeticModel]) -> None:
@@ -54,6 +56,16 @@ class StackedModel:
     def call(self, state, what: str, *args):
         """``model.<what>(*args)`` for one replica's ``state = (params, buffers)``; use inside ``vmap``."""
         return functional_call(self._template, state, (what, *args))
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Evaluation mode (``nn.Module.eval()``) for the calls inside: units whose forward differs in
+        training (the NRU's smooth ``|W|``, the sNMU's noise) compute their evaluation values."""
+        self._template.eval()
+        try:
+            yield
+        finally:
+            self._template.train()
 
     def functional(self, state) -> Callable[[torch.Tensor], torch.Tensor]:
         """A stand-in for one model (``inputs -> outputs``), for task code that calls ``model(inputs)``."""
@@ -126,13 +138,15 @@ class StackedModel:
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, group: int | None = None) -> torch.Tensor:
-        """Outputs of every replica on its own inputs ``(R, N, ...)``; ``group`` replicas at a time."""
+        """Outputs of every replica (in evaluation mode) on its own inputs ``(R, N, ...)``; ``group``
+        replicas at a time."""
         group = group or self.size
         outputs = []
-        for start in range(0, self.size, group):
-            part = slice(start, min(start + group, self.size))
-            fn = self.vmap(lambda s, x: self.call(s, "forward", x), n_batched_args=1)
-            outputs.append(fn(self.state(part), inputs[part]))
+        fn = self.vmap(lambda s, x: self.call(s, "forward", x), n_batched_args=1)
+        with self.evaluating():
+            for start in range(0, self.size, group):
+                part = slice(start, min(start + group, self.size))
+                outputs.append(fn(self.state(part), inputs[part]))
         return torch.cat(outputs)
 
     # --- snapshots ------------------------------------------------------------------------------------------
