@@ -98,7 +98,8 @@ def test_fresh_parameters_depend_on_seed_and_step_only_and_leave_the_global_gene
         ({"min_losses": 0}, "reinit.min_losses=0 must be an integer >= 1"),
         ({"threshold": -1.0}, "reinit.threshold=-1.0 must be >= 0"),
         ({"threshold": "high"}, "reinit.threshold='high' must be a finite number >= 0"),
-        ({"window": 3}, "reinit.window is not a setting; choose from: every, min_losses, threshold"),
+        ({"window": 3}, "reinit.window is not a setting; choose from: every, min_losses, threshold, signal"),
+        ({"signal": "val/mse"}, "reinit.signal='val/mse' is not valid; choose from: loss, validation"),
     ],
 )
 def test_bad_reinit_values_are_config_errors_naming_the_key(cfg, message):
@@ -112,6 +113,8 @@ def test_the_command_line_turns_it_on_and_smat_turns_it_on_for_inalu_only(make_c
 
     fast = ("task=smat", "task.threshold_samples=100")
     assert make_cfg(*fast, "unit=inalu").reinit.every == 10
+    assert make_cfg(*fast, "unit=inalu").reinit.signal == "validation"  # the Primer's
+    assert make_cfg(*fast, "unit=nmu").reinit.signal == "loss"
     assert make_cfg(*fast, "unit=nmu").reinit.every == 0
     assert make_cfg("task=static_arith").reinit.every == 0
     with pytest.raises(ConfigError, match="reinit.min_losses=0"):
@@ -120,3 +123,11 @@ def test_the_command_line_turns_it_on_and_smat_turns_it_on_for_inalu_only(make_c
         validate(make_cfg("task=gridworld", "reinit.every=10"))
     with pytest.raises(ConfigError, match="reinit.every=10 needs one process"):
         validate(make_cfg(*fast, "unit=inalu", "trainer=ddp_cpu", "trainer.devices=2"))
+
+
+def test_the_signal_is_the_training_loss_or_the_latest_validation_value():
+    loss, latest = torch.tensor([3.0]), torch.tensor([7.0])
+    assert StuckRuns(RULE, runs=1).watched(loss, latest) is loss
+    validation = StuckRuns(RULE | {"signal": "validation"}, runs=1)
+    assert validation.watched(loss, latest) is latest
+    assert validation.watched(loss, None) is None  # nothing stored before the first validation

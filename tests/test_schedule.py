@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from nalu_suite.schedule import regularizer_weight, update_solved_at
+from nalu_suite.schedule import regularizer_open, regularizer_weight, update_solved_at
 
 
 def test_the_regulariser_ramps_linearly_between_start_and_end():
@@ -90,3 +90,24 @@ def test_the_staircase_keys_work_from_the_command_line(make_cfg):
     validate(cfg)
     with pytest.raises(ConfigError, match="regularizer.growth"):
         validate(make_cfg("task=smat", "unit=npu", "task.threshold_samples=100", "regularizer.growth=0.5"))
+
+
+def test_the_gate_opens_only_below_its_value_after_a_validation():
+    import torch
+
+    assert regularizer_open({}, None) is True and regularizer_open({"gate": None}, 5.0) is True
+    gated = {"gate": 1.0}
+    assert regularizer_open(gated, None) is False  # no validation yet
+    assert regularizer_open(gated, 0.5) is True and regularizer_open(gated, 1.0) is False
+    assert regularizer_open(gated, math.nan) is False
+    per_replica = regularizer_open(gated, torch.tensor([0.5, 1.0, 2.0, math.nan]))
+    assert per_replica.tolist() == [True, False, False, False]
+
+
+def test_a_bad_gate_is_a_config_error_naming_the_key():
+    from nalu_suite.errors import ConfigError
+    from nalu_suite.runtime import check_regularizer
+
+    for bad in (0, -1.0, "low"):
+        with pytest.raises(ConfigError, match="regularizer.gate"):
+            check_regularizer({"weight": 1.0, "gate": bad})

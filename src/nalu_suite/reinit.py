@@ -9,9 +9,12 @@ re-initialisation. At every step ``t > 0`` with ``t % reinit.every == 0``, a run
 
 (``sd``: the population standard deviation; a list of odd length puts the extra loss in the second half).
 Its stored losses are then cleared. The defaults are the paper's and the Primer's (Mistry, Farrahi & Hare,
-JMLR 2022, ``--reinit``): every 10 steps, more than 5,000 losses, threshold 1. The Primer stores the last
-interpolation-validation error at each step instead of the training loss (``reinit.every: 0`` turns the
-rule off, the default).
+JMLR 2022, ``--reinit``): every 10 steps, more than 5,000 losses, threshold 1 (``reinit.every: 0`` turns
+the rule off, the default). What is stored is ``reinit.signal``: ``loss``, the step's training loss (the
+iNALU paper), or ``validation``, the latest validation value of ``task.monitor`` at every step (the
+Primer's script stores its latest interpolation-validation error, computed every 1,000 steps, so). The
+Primer's list starts with the untrained model's error at step 0; here ``validation`` stores from the first
+validation on.
 
 Re-initialising draws the weights a freshly built model has (``task.build_model()``) from the torch
 generator seeded with ``rng.derive_seed(seed, "reinit", t)``, so replica ``k`` of a replica run and the
@@ -34,7 +37,9 @@ from nalu_suite.errors import ConfigError, check_int, check_number
 from nalu_suite.rng import derive_seed
 
 #: the paper's values; ``every: 0`` is off
-DEFAULTS = {"every": 0, "min_losses": 5000, "threshold": 1.0}
+DEFAULTS = {"every": 0, "min_losses": 5000, "threshold": 1.0, "signal": "loss"}
+#: what a run stores at each step (module docstring)
+SIGNALS = ("loss", "validation")
 
 
 def check_reinit(cfg: dict[str, Any] | None, task=None, strategy: str | None = None) -> dict[str, Any]:
@@ -48,6 +53,8 @@ def check_reinit(cfg: dict[str, Any] | None, task=None, strategy: str | None = N
     check_int("reinit.every (steps between checks; 0: off)", cfg["every"], 0)
     check_int("reinit.min_losses", cfg["min_losses"], 1)
     check_number("reinit.threshold", cfg["threshold"], 0)
+    if cfg["signal"] not in SIGNALS:
+        raise ConfigError(f"reinit.signal={cfg['signal']!r} is not valid; choose from: {', '.join(SIGNALS)}")
     if cfg["every"] and task is not None and task.system_class() is not None:
         raise ConfigError(
             f"reinit.every={cfg['every']}: task={task.name} trains with its own LightningModule, which has "
@@ -68,6 +75,7 @@ class StuckRuns:
         cfg = check_reinit(cfg)
         self.every, self.min_losses = int(cfg["every"]), int(cfg["min_losses"])
         self.threshold = float(cfg["threshold"])
+        self.signal = cfg["signal"]
         self.runs, self.capacity = runs, max(1, capacity)
         self.stored = 0  # losses recorded so far, by every run (the next index)
         self.start = torch.zeros(runs, dtype=torch.long)  # index of each run's first stored loss
@@ -78,6 +86,11 @@ class StuckRuns:
     @property
     def enabled(self) -> bool:
         return self.every > 0
+
+    def watched(self, loss: torch.Tensor, latest: torch.Tensor | None) -> torch.Tensor | None:
+        """What the runs store this step: their training ``loss`` or (``signal: validation``) their
+        ``latest`` validation values of ``task.monitor``, None before the first validation."""
+        return loss if self.signal == "loss" else latest
 
     @torch.no_grad()
     def record(self, step: int, losses: torch.Tensor) -> torch.Tensor:

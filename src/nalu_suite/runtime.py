@@ -135,10 +135,12 @@ def check_devices(trainer: dict[str, Any], batch_size: int) -> None:
 
 def check_regularizer(reg: dict[str, Any]) -> None:
     """``regularizer.weight`` >= 0; ``start`` and ``end`` steps >= 0; the staircase's ``growth`` and
-    ``every`` (``schedule.check_regularizer_steps``)."""
+    ``every`` (``schedule.check_regularizer_steps``); ``gate`` null or a number > 0."""
     if not reg:
         return
     check_number("regularizer.weight", reg.get("weight", 0.0), 0)
+    if reg.get("gate") is not None:
+        check_number("regularizer.gate (null: always on)", reg["gate"], 0, above=True)
     for key in ("start", "end"):
         check_int(f"regularizer.{key}", reg.get(key, 0), 0)
     check_regularizer_steps(reg)

@@ -5,6 +5,9 @@
   to 2·10^6 iterations). With ``regularizer.growth`` set it is a staircase instead: from ``start`` on,
   λ is multiplied by ``growth`` every ``regularizer.every`` steps until it reaches ``weight`` at ``end``
   (Heim et al. 2020's schedule for the NPU's L1 weight β, as the Primer runs it: ×10 every 10k steps).
+* ``regularizer_open``: with ``regularizer.gate`` set, the regulariser counts only while the latest
+  validation value of ``task.monitor`` (the interpolation-validation MSE) is below it; closed before the
+  first validation. The Primer gates iNALU's regulariser so ("interpolation error < 1").
 * ``solved_at``: the first validation step whose solved metric is below the success threshold
   (Madsen & Johansen's "solved at iteration" column).
 """
@@ -39,6 +42,16 @@ def regularizer_weight(reg: dict[str, Any], step: int) -> float:
     if end <= start:
         return weight if step >= start else 0.0
     return weight * min(1.0, max(0.0, (step - start) / (end - start)))
+
+
+def regularizer_open(reg: dict[str, Any], latest):
+    """Whether the regulariser counts, given the ``latest`` validation value of ``task.monitor`` (None: no
+    validation yet; a float, or a tensor with one value per replica, which gives a bool tensor): always
+    without ``regularizer.gate``, else only while ``latest < gate`` (NaN: closed)."""
+    gate = reg.get("gate")
+    if gate is None:
+        return True
+    return latest is not None and latest < float(gate)
 
 
 def check_regularizer_steps(reg: dict[str, Any]) -> None:

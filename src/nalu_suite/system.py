@@ -1,7 +1,7 @@
 """The one LightningModule every task trains with.
 
 Loss = task loss (MSE) + λ(step) · Σ unit regularisers, λ ramped as ``schedule.regularizer_weight``
-says (Madsen & Johansen 2020). After every optimiser step the
+says (Madsen & Johansen 2020; zero while ``regularizer.gate`` is closed). After every optimiser step the
 units' constrained weights are projected back into their box (NAU to [-1, 1], NMU to [0, 1]), and with
 ``reinit.every > 0`` a stuck run is re-initialised (``nalu_suite.reinit``, iNALU's rule).
 
@@ -21,7 +21,7 @@ from torch import nn
 from nalu_suite.divergence import DivergenceError
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
 from nalu_suite.reinit import StuckRuns, fresh_parameters
-from nalu_suite.schedule import NO_REGULARIZER, regularizer_weight, update_solved_at
+from nalu_suite.schedule import NO_REGULARIZER, regularizer_open, regularizer_weight, update_solved_at
 from nalu_suite.tasks import build_task
 
 
@@ -53,6 +53,7 @@ class ArithmeticSystem(L.LightningModule):
         capacity = max_steps + 1 if max_steps and max_steps > 0 else 1024
         self.stuck = StuckRuns(reinit or {}, runs=1, capacity=capacity)
         self._reinit_at: int | None = None  # the step whose loss called for a re-initialisation
+        self.latest_monitor: float | None = None  # task.monitor at the last validation (the gate, reinit)
 
     @staticmethod
     def _key(stage: str, split: str) -> str:
@@ -66,8 +67,9 @@ class ArithmeticSystem(L.LightningModule):
         self.model.on_train_step(int(self.global_step))
         self.task.on_train_step(int(self.global_step))
         task_loss = self.task.loss(self.model, batch)
-        lam = regularizer_weight(self.reg, self.global_step)
-        loss = task_loss + lam * self.model.regularizer() if lam else task_loss
+        lam = regularizer_weight(self.reg, self.global_step)  # the schedule's, logged as train/reg_weight
+        applied = lam if regularizer_open(self.reg, self.latest_monitor) else 0.0
+        loss = task_loss + applied * self.model.regularizer() if applied else task_loss
         if not torch.isfinite(loss):
             raise DivergenceError(
                 f"loss became {loss.item()} at step {self.global_step} with unit {self.unit_label!r} "
@@ -77,7 +79,9 @@ class ArithmeticSystem(L.LightningModule):
         if lam:
             self.log("train/reg_weight", lam)
         if self.stuck.enabled:
-            if bool(self.stuck.record(int(self.global_step), task_loss)[0]):
+            latest = None if self.latest_monitor is None else torch.tensor([self.latest_monitor])
+            watched = self.stuck.watched(task_loss, latest)
+            if watched is not None and bool(self.stuck.record(int(self.global_step), watched)[0]):
                 self._reinit_at = int(self.global_step)
             self.log("train/reinits", float(self.stuck.count[0] + (self._reinit_at is not None)))
         return loss
@@ -123,6 +127,7 @@ class ArithmeticSystem(L.LightningModule):
         logged = self._eval_epoch_end("val", self.task.val_splits)
         if self.trainer.sanity_checking:
             return
+        self.latest_monitor = logged.get(self.task.monitor)
         watched = self.task.solved_metric
         value = logged.get(watched) if watched else None
         self.solved_at = update_solved_at(
@@ -140,9 +145,11 @@ class ArithmeticSystem(L.LightningModule):
     # --- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["solved_at"] = self.solved_at
+        checkpoint["latest_monitor"] = self.latest_monitor
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.solved_at = checkpoint.get("solved_at")
+        self.latest_monitor = checkpoint.get("latest_monitor")
 
     # --- optimiser --------------------------------------------------------------------------
     def configure_optimizers(self):

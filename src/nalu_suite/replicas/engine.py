@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 import numpy as np
@@ -53,7 +54,7 @@ from nalu_suite.replicas.tracking import ReplicaTracker
 from nalu_suite.results import as_logged
 from nalu_suite.rng import seed_globals
 from nalu_suite.runtime import to_plain
-from nalu_suite.schedule import NO_REGULARIZER, regularizer_weight
+from nalu_suite.schedule import NO_REGULARIZER, regularizer_open, regularizer_weight
 from nalu_suite.tasks import build_task
 
 log = logging.getLogger("nalu_suite")
@@ -138,6 +139,7 @@ class ReplicaRun:
         self.alive = torch.ones(s.replicas, dtype=torch.bool, device=self.device)
         self._frozen: dict[str, torch.Tensor] | None = None
         self.last_loss: torch.Tensor | None = None
+        self.latest_monitor: torch.Tensor | None = None  # (R,) task.monitor at the last validation
         self.last_reg_weight = 0.0
 
     # --- the per-replica functions that vmap maps ----------------------------------------------------------
@@ -154,14 +156,15 @@ class ReplicaRun:
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> None:
         """One optimiser step of every live replica on its slice of ``batch``; a replica whose loss is no
         longer finite is frozen at its last weights (``diverged_at``), the others go on."""
-        lam = regularizer_weight(self.reg, self.step)
-        compiling = self.settings.compile and ("reg" if lam else "plain") not in self._warmed
+        lam = regularizer_weight(self.reg, self.step)  # the schedule's, logged as train/reg_weight
+        scale = self._regularizer_scale(lam)  # lam, or (regularizer.gate) lam where the gate is open
+        compiling = self.settings.compile and ("plain" if scale is None else "reg") not in self._warmed
         started = time.perf_counter()
         self.task.on_train_step(self.step)  # the one task whose loss code every replica runs
         self.optimizer.zero_grad(set_to_none=True)
-        if lam:
+        if scale is not None:
             task_loss, reg = self._loss_reg(self.model.state(), *batch)
-            loss = task_loss + lam * reg
+            loss = task_loss + scale * reg
         else:
             task_loss = loss = self._loss_plain(self.model.state(), *batch)
         finite = torch.isfinite(loss)
@@ -181,13 +184,24 @@ class ReplicaRun:
         self.model.project_()
         if self._frozen is not None:
             self.model.load_(self._frozen, replicas=~self.alive)
-        if self.stuck.enabled:
-            self._reinit(self.stuck.record(self.step, task_loss) & self.alive)
+        watched = self.stuck.watched(task_loss, self.latest_monitor) if self.stuck.enabled else None
+        if watched is not None:
+            self._reinit(self.stuck.record(self.step, watched) & self.alive)
         self.step += 1
         self.last_loss, self.last_reg_weight = task_loss.detach(), lam
         if compiling:
-            self._warmed.add("reg" if lam else "plain")
+            self._warmed.add("plain" if scale is None else "reg")
             self.compile_s += time.perf_counter() - started
+
+    def _regularizer_scale(self, lam: float) -> float | torch.Tensor | None:
+        """The regulariser's weight: ``lam``, or with ``regularizer.gate`` (``schedule.regularizer_open``)
+        ``lam`` where a replica's gate is open and 0 where it is closed; None where it counts for none."""
+        is_open = regularizer_open(self.reg, self.latest_monitor) if lam else False
+        if isinstance(is_open, torch.Tensor):
+            if bool(is_open.all()):
+                return lam
+            return lam * is_open.to(torch.float32) if bool(is_open.any()) else None
+        return lam if is_open else None
 
     def _mark_diverged(self, newly: torch.Tensor) -> None:
         for k in newly.nonzero().flatten().tolist():
@@ -296,7 +310,10 @@ class ReplicaRun:
 
     def validate(self) -> None:
         """One validation at the current step: metrics, ``solved_at``, best checkpoints."""
-        self.tracker.record_validation(self.step, self.evaluate("val"), self.model.snapshot())
+        logged = self.evaluate("val")
+        monitor = self.task.monitor
+        self.latest_monitor = torch.tensor([row.get(monitor, math.nan) for row in logged], device=self.device)
+        self.tracker.record_validation(self.step, logged, self.model.snapshot())
 
     def test(self) -> list[dict[str, float]]:
         """Test metrics of each replica's best checkpoint (its last weights if it was never validated)."""
