@@ -93,6 +93,35 @@ def test_nru_bounds_huge_products():
     assert y.item() == pytest.approx(math.exp(MAX_EXPONENT), rel=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_nru_sep_sign_mode_agrees_with_div_at_discrete_weights(mode):
+    torch.manual_seed(0)
+    x = torch.randn(64, 4) * 3
+    for _ in range(20):
+        w = torch.randint(-1, 2, (2, 4)).float()
+        div, sep = build_unit("nru", 4, 2), build_unit("nru", 4, 2, div_mode="div-sepSign")
+        for unit in (div, sep):
+            set_w(unit, w)
+            unit.train(mode == "train")
+        torch.testing.assert_close(sep(x), div(x), msg=f"weights {w.tolist()}")
+
+
+def test_nru_sep_sign_mode_takes_no_sign_from_a_nearly_ignored_input():
+    # a / b with a third, negative input at W = 0.004: in training div mode its factor is about -1 (a sign
+    # flip that evaluation does not have); div-sepSign takes signs only from weights that round to +-1
+    x = torch.tensor([[6.0, 2.0, -5.0]])
+    w = [[1.0, -1.0, 0.004]]
+    div, sep = build_unit("nru", 3, 1), build_unit("nru", 3, 1, div_mode="div-sepSign")
+    for unit in (div, sep):
+        set_w(unit, w)
+    assert div.train()(x).item() == pytest.approx(-3.0, rel=0.01)
+    assert div.eval()(x).item() == pytest.approx(3.0, rel=0.01)
+    assert sep.train()(x).item() == pytest.approx(3.0, rel=0.01)
+    assert sep.eval()(x).item() == pytest.approx(3.0, rel=0.01)
+    with pytest.raises(ValueError, match="div_mode='sep'.*div, div-sepSign"):
+        build_unit("nru", 3, 1, div_mode="sep")
+
+
 def test_nru_clamp_regulariser_and_init():
     unit = build_unit("nru", 3, 1)
     set_w(unit, [[2.0, -0.25, -1.5]])
@@ -325,6 +354,7 @@ VMAP_UNITS = [
     ("nmru", {"grad_at_bounds": True}),
     ("nmru", {"sign_angle": "net"}),
     ("nru", {"grad_at_bounds": True}),
+    ("nru", {"div_mode": "div-sepSign"}),
     ("realnpu_mod", {"grad_at_bounds": True}),
     ("gnalu", {}),
     ("gnalu", {"gate": "scalar", "shared_weights": False}),

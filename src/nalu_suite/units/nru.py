@@ -34,7 +34,11 @@ Project additions (numerics; not in the paper, whose code computes ``|x| ** W`` 
   gradients with zero factors.
 
 Options: ``sharpness=1000`` (the ``tanh(sharpness W) ** 2`` of training; ``None`` uses ``|W|`` in training
-too), ``eps``, ``max_exponent``.
+too), ``eps``, ``max_exponent``, and ``div_mode``: ``div`` (above, the paper's main runs) or ``div-sepSign``
+(the authors' code's other mode, ``--nru-div-mode div-sepSign``): the product of the magnitudes
+``|x_i| ** W_ij A(W_ij) + 1 - A(W_ij)`` times the sign ``prod_i sign(x_i) ** round(W_ij)``, i.e. only inputs
+whose weight rounds to +-1 give their sign, without gradient. In ``div`` mode an input with a small nonzero
+weight gives its sign in training (``A(0.004) ~ 1``) but not in evaluation (docs/benchmarks.md, section 2).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ import torch
 from ._numerics import MAX_EXPONENT, bounded_prod
 from .nau import NAU
 from .npu import NPU_EPS
+
+#: the authors' ``--nru-div-mode`` values (module docstring)
+DIV_MODES = ("div", "div-sepSign")
 
 
 class NRU(NAU):
@@ -58,12 +65,16 @@ class NRU(NAU):
         eps: float = NPU_EPS,
         max_exponent: float = MAX_EXPONENT,
         grad_at_bounds: bool = False,
+        div_mode: str = "div",
     ) -> None:
         super().__init__(in_features, out_features, grad_at_bounds=grad_at_bounds)  # W, U[-r, r] as the NAU
         if sharpness is not None and not float(sharpness) > 0:
             raise ValueError(f"NRU sharpness={sharpness!r} must be > 0 (or None for |W| in training)")
         if not float(eps) > 0:
             raise ValueError(f"NRU eps={eps!r} must be > 0")
+        if div_mode not in DIV_MODES:
+            raise ValueError(f"NRU div_mode={div_mode!r} is not valid; choose from: {', '.join(DIV_MODES)}")
+        self.div_mode = div_mode
         self.sharpness = None if sharpness is None else float(sharpness)
         self.eps = float(eps)
         self.max_exponent = max_exponent
@@ -79,11 +90,15 @@ class NRU(NAU):
         a = self.relevance(w)
         x = x.unsqueeze(-2)  # (..., 1, in)
         power = torch.pow(x.abs().clamp_min(self.eps), w)  # (..., out, in), in [eps, max(|x|, 1/eps)]
-        factors = torch.sign(x) * power * a + (1 - a)
-        return bounded_prod(factors, self.max_exponent)
+        if self.div_mode == "div":
+            return bounded_prod(torch.sign(x) * power * a + (1 - a), self.max_exponent)
+        flips = ((x < 0) & (w.detach().round() != 0)).sum(-1)  # negative inputs whose weight rounds to +-1
+        sign = 1 - 2 * (flips % 2).to(x.dtype)
+        return bounded_prod(power * a + (1 - a), self.max_exponent) * sign
 
     def extra_repr(self) -> str:
+        mode = f", div_mode={self.div_mode}" if self.div_mode != "div" else ""
         return (
             f"{super().extra_repr()}, sharpness={self.sharpness}, eps={self.eps}, "
-            f"max_exponent={self.max_exponent}"
+            f"max_exponent={self.max_exponent}{mode}"
         )
