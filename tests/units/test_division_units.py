@@ -93,17 +93,21 @@ def test_nru_bounds_huge_products():
     assert y.item() == pytest.approx(math.exp(MAX_EXPONENT), rel=1e-5)
 
 
+VARIANTS = [("nru", {"div_mode": "div-sepSign"}, -1), ("nmru", {"sign_angle": "net"}, 0)]
+
+
+@pytest.mark.parametrize(("name", "option", "low"), VARIANTS, ids=[v[0] for v in VARIANTS])
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_nru_sep_sign_mode_agrees_with_div_at_discrete_weights(mode):
+def test_each_sign_variant_gives_the_papers_outputs_at_discrete_weights(name, option, low, mode):
     torch.manual_seed(0)
-    x = torch.randn(64, 4) * 3
+    x = torch.randn(64, 3) * 5
     for _ in range(20):
-        w = torch.randint(-1, 2, (2, 4)).float()
-        div, sep = build_unit("nru", 4, 2), build_unit("nru", 4, 2, div_mode="div-sepSign")
-        for unit in (div, sep):
+        paper, variant = build_unit(name, 3, 2), build_unit(name, 3, 2, **option)
+        w = torch.randint(low, 2, paper.W.shape).float()  # every weight on a value of {low, .., 1}
+        for unit in (paper, variant):
             set_w(unit, w)
             unit.train(mode == "train")
-        torch.testing.assert_close(sep(x), div(x), msg=f"weights {w.tolist()}")
+        torch.testing.assert_close(variant(x), paper(x), msg=f"weights {w.tolist()}")
 
 
 def test_nru_sep_sign_mode_takes_no_sign_from_a_nearly_ignored_input():
@@ -172,19 +176,6 @@ def test_nmru_sign_retrieval_is_a_cosine_of_the_weights_on_negative_inputs():
     vanilla = build_unit("nmru", 2, 1, sign_retrieval=False)
     set_w(vanilla, w)
     torch.testing.assert_close(vanilla(x).squeeze(-1), (w * tilde + 1 - w).prod(-1))
-
-
-@pytest.mark.parametrize("mode", ["train", "eval"])
-def test_nmru_net_sign_angle_gives_the_papers_sign_at_discrete_weights(mode):
-    torch.manual_seed(0)
-    x = torch.randn(64, 3) * 5
-    for _ in range(20):
-        w = torch.randint(0, 2, (2, 6)).float()
-        paper, net = build_unit("nmru", 3, 2), build_unit("nmru", 3, 2, sign_angle="net")
-        for unit in (paper, net):
-            set_w(unit, w)
-            unit.train(mode == "train")
-        torch.testing.assert_close(net(x), paper(x), msg=f"weights {w.tolist()}")
 
 
 def test_nmru_net_sign_angle_keeps_the_sign_while_a_cancelling_pair_grows():
