@@ -131,3 +131,5 @@ def test_the_signal_is_the_training_loss_or_the_latest_validation_value():
     validation = StuckRuns(RULE | {"signal": "validation"}, runs=1)
     assert validation.watched(loss, latest) is latest
     assert validation.watched(loss, None) is None  # nothing stored before the first validation
+    one_run = validation.watched(loss, 7.0)  # a plain run's float, as the replicas' float32 values
+    assert one_run.dtype == torch.float32 and one_run.tolist() == [7.0]

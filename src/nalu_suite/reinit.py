@@ -87,10 +87,15 @@ class StuckRuns:
     def enabled(self) -> bool:
         return self.every > 0
 
-    def watched(self, loss: torch.Tensor, latest: torch.Tensor | None) -> torch.Tensor | None:
+    def watched(self, loss: torch.Tensor, latest: torch.Tensor | float | None) -> torch.Tensor | None:
         """What the runs store this step: their training ``loss`` or (``signal: validation``) their
-        ``latest`` validation values of ``task.monitor``, None before the first validation."""
-        return loss if self.signal == "loss" else latest
+        ``latest`` validation values of ``task.monitor`` (a tensor, or one run's float, made a float32
+        tensor as the replica engine's are), None before the first validation."""
+        if self.signal == "loss":
+            return loss
+        if latest is None or isinstance(latest, torch.Tensor):
+            return latest
+        return torch.tensor([latest], dtype=torch.float32)
 
     @torch.no_grad()
     def record(self, step: int, losses: torch.Tensor) -> torch.Tensor:

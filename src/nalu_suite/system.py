@@ -79,8 +79,7 @@ class ArithmeticSystem(L.LightningModule):
         if lam:
             self.log("train/reg_weight", lam)
         if self.stuck.enabled:
-            latest = None if self.latest_monitor is None else torch.tensor([self.latest_monitor])
-            watched = self.stuck.watched(task_loss, latest)
+            watched = self.stuck.watched(task_loss, self.latest_monitor)
             if watched is not None and bool(self.stuck.record(int(self.global_step), watched)[0]):
                 self._reinit_at = int(self.global_step)
             self.log("train/reinits", float(self.stuck.count[0] + (self._reinit_at is not None)))
