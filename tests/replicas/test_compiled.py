@@ -11,6 +11,7 @@ import torch
 from omegaconf import open_dict
 
 from nalu_suite.replicas import compiled, train_replicas
+from nalu_suite.units._numerics import bounded_prod
 
 
 @pytest.fixture
@@ -50,6 +51,26 @@ def test_a_compiled_run_trains_the_eager_runs_replicas_to_float32_rounding(confi
     inductor = private_cache / "inductor"
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(inductor)
     assert stat.S_IMODE(inductor.stat().st_mode) == 0o700 and any(inductor.iterdir())
+
+
+def test_the_compiled_bounded_product_keeps_its_gradient_at_zero_factors(private_cache):
+    """Under ``vmap`` dynamo would differentiate the product's forward instead of its backward, which
+    loses the gradient of a zero factor (the product of the others); the compiled replica loss must
+    give the eager gradient everywhere: ordinary, one zero, two zeros, clamped, overflowing products."""
+    rows = [[0.0, 3.0], [2.0, -5.0], [0.0, 0.0], [1e7, 1e7], [3e20, 2e20], [-0.5, 4.0]]
+    f = torch.tensor([rows, rows[::-1]])  # (2 replicas, 6, 2)
+
+    def loss(factors):
+        return (bounded_prod(factors) * torch.arange(1.0, 7.0)).sum()
+
+    per_replica = torch.vmap(loss)
+    grads = []
+    for fn in (per_replica, compiled.compile_fn(per_replica)):
+        leaf = f.clone().requires_grad_(True)
+        fn(leaf).sum().backward()
+        grads.append(leaf.grad)
+    assert grads[0][0, 0].tolist() == [3.0, 0.0]  # the zero factor's gradient: the other factor
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=0)
 
 
 def test_an_untrusted_cache_keeps_inductor_out_of_it(tmp_path, monkeypatch):

@@ -108,17 +108,34 @@ def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Te
     return torch.exp(torch.clamp(z, max=max_exponent))
 
 
-class _BoundedProd(torch.autograd.Function):
-    """Product over the last dimension with a bounded magnitude and finite, exact-where-possible gradients.
+def _prod_parts(f: torch.Tensor, max_exponent: float):
+    """The bounded product over the last dimension and what its gradient reuses: ``y``, ``log|f|``
+    (0 at zero factors), their sum ``L``, the number of zero factors and the sign of the product.
 
-    Forward: ``y = prod_i f_i``. Where ``L = sum_i log|f_i| <= max_exponent`` and ``torch.prod`` neither
-    over- nor underflowed, the direct product is used (bit-exact for small integers); otherwise
+    ``y = prod_i f_i`` where ``L = sum_i log|f_i| <= max_exponent`` and ``torch.prod`` neither over- nor
+    underflowed (the direct product: bit-exact for small integers); otherwise
     ``y = sign * exp(min(L, max_exponent))`` with ``sign`` the parity of the negative factors. Any zero
     factor gives ``y = 0`` exactly.
+    """
+    is_zero = f == 0
+    n_zero = is_zero.sum(dim=-1)
+    log_abs = torch.where(
+        is_zero, torch.zeros_like(f), torch.where(is_zero, torch.ones_like(f), f).abs().log()
+    )
+    total = log_abs.sum(dim=-1)
+    n_neg = (f < 0).sum(dim=-1)
+    sign = 1.0 - 2.0 * (n_neg % 2).to(f.dtype)
+    direct = torch.prod(f, dim=-1)
+    bounded = sign * torch.exp(torch.clamp(total, max=max_exponent))
+    use_direct = torch.isfinite(direct) & (direct != 0) & (total <= max_exponent)
+    y = torch.where(n_zero > 0, torch.zeros_like(direct), torch.where(use_direct, direct, bounded))
+    return y, log_abs, total, n_zero, sign
 
-    Backward: ``dy/df_i = prod_{k != i} f_k`` computed in log-space with explicit zero handling, so zero
-    factors never produce ``0 * inf`` or ``0 / 0`` (``torch.prod`` is exact for zeros but overflows for
-    large factors):
+
+def _prod_gradient(f, log_abs, total, n_zero, sign, max_exponent: float) -> torch.Tensor:
+    """``dy/df_i = prod_{k != i} f_k`` of :func:`_prod_parts`'s ``y``, in log-space with explicit zero
+    handling, so zero factors never produce ``0 * inf`` or ``0 / 0`` (``torch.prod`` is exact for zeros
+    but overflows for large factors):
 
     * no zero factor: ``sign * sign(f_i) * exp(L - log|f_i|)`` where ``L <= max_exponent``; zero where the
       forward was clamped (``L > max_exponent``), as ``torch.clamp`` would give;
@@ -127,6 +144,18 @@ class _BoundedProd(torch.autograd.Function):
 
     The exclusive-product exponent is also clamped at ``max_exponent`` (it can exceed ``L`` when some
     ``|f_i| < 1``), which bounds the gradient at ``e**max_exponent`` per factor.
+    """
+    is_zero = f == 0
+    others_log = torch.clamp(total.unsqueeze(-1) - log_abs, max=max_exponent)
+    others_sign = torch.where(is_zero, sign.unsqueeze(-1), sign.unsqueeze(-1) * torch.sign(f))
+    no_zero_ok = ((n_zero == 0) & (total <= max_exponent)).unsqueeze(-1)
+    one_zero_ok = (n_zero == 1).unsqueeze(-1) & is_zero
+    valid = no_zero_ok | one_zero_ok
+    return torch.where(valid, others_sign * torch.exp(others_log), torch.zeros_like(f))
+
+
+class _BoundedProd(torch.autograd.Function):
+    """:func:`_prod_parts` forward, :func:`_prod_gradient` backward (eager code).
 
     Works under ``torch.func.vmap`` (the replica engine trains many models as one batched computation):
     every step acts on the last dimension only, so the batching rule moves the vmapped dimension to the
@@ -136,20 +165,7 @@ class _BoundedProd(torch.autograd.Function):
     @staticmethod
     def forward(f: torch.Tensor, max_exponent: float):  # type: ignore[override]
         """Returns ``y`` and the intermediates the backward reuses (marked non-differentiable)."""
-        is_zero = f == 0
-        n_zero = is_zero.sum(dim=-1)
-        log_abs = torch.where(
-            is_zero, torch.zeros_like(f), torch.where(is_zero, torch.ones_like(f), f).abs().log()
-        )
-        total = log_abs.sum(dim=-1)
-        n_neg = (f < 0).sum(dim=-1)
-        sign = 1.0 - 2.0 * (n_neg % 2).to(f.dtype)
-        direct = torch.prod(f, dim=-1)
-        bounded = sign * torch.exp(torch.clamp(total, max=max_exponent))
-        # the direct product is preferred (exact for small integers) unless it over- or underflowed
-        use_direct = torch.isfinite(direct) & (direct != 0) & (total <= max_exponent)
-        y = torch.where(n_zero > 0, torch.zeros_like(direct), torch.where(use_direct, direct, bounded))
-        return y, log_abs, total, n_zero, sign
+        return _prod_parts(f, max_exponent)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -163,14 +179,7 @@ class _BoundedProd(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor, *_unused):  # type: ignore[override]
         f, log_abs, total, n_zero, sign = ctx.saved_tensors
-        is_zero = f == 0
-        others_log = torch.clamp(total.unsqueeze(-1) - log_abs, max=ctx.max_exponent)
-        others_sign = torch.where(is_zero, sign.unsqueeze(-1), sign.unsqueeze(-1) * torch.sign(f))
-        no_zero_ok = ((n_zero == 0) & (total <= ctx.max_exponent)).unsqueeze(-1)
-        one_zero_ok = (n_zero == 1).unsqueeze(-1) & is_zero
-        valid = no_zero_ok | one_zero_ok
-        d_f = torch.where(valid, others_sign * torch.exp(others_log), torch.zeros_like(f))
-        return grad_y.unsqueeze(-1) * d_f, None
+        return grad_y.unsqueeze(-1) * _prod_gradient(f, log_abs, total, n_zero, sign, ctx.max_exponent), None
 
     @staticmethod
     def vmap(info, in_dims, f: torch.Tensor, max_exponent: float):  # type: ignore[override]
@@ -180,6 +189,24 @@ class _BoundedProd(torch.autograd.Function):
         return _BoundedProd.apply(f.movedim(f_dim, 0), max_exponent), (0,) * 5
 
 
+def _bounded_prod_linearised(f: torch.Tensor, max_exponent: float) -> torch.Tensor:
+    """:func:`_prod_parts`'s ``y`` with :func:`_prod_gradient` attached as plain autograd:
+    ``y + sum_i g_i (f_i - stop_grad(f_i))`` has the value ``y`` and the gradient ``g``.
+
+    For ``torch.compile``: inside a functorch transform (the replica engine's ``vmap``) dynamo traces an
+    ``autograd.Function``'s forward and differentiates that instead of calling its backward
+    (torch 2.14), which loses the gradient at zero factors and gives NaN where ``torch.prod``
+    overflows; plain operations compile as written, and inductor fuses them.
+    """
+    parts = _prod_parts(f.detach(), max_exponent)
+    gradient = _prod_gradient(f.detach(), *parts[1:], max_exponent)
+    return parts[0] + (gradient * (f - f.detach())).sum(dim=-1)
+
+
 def bounded_prod(f: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
-    """``prod(f, dim=-1)`` with ``|result| <= e**max_exponent`` and finite gradients (``_BoundedProd``)."""
+    """``prod(f, dim=-1)`` with ``|result| <= e**max_exponent`` and finite gradients: :func:`_prod_parts`
+    with the gradient :func:`_prod_gradient` (``_BoundedProd``; traced by ``torch.compile`` as
+    :func:`_bounded_prod_linearised`)."""
+    if torch.compiler.is_compiling():
+        return _bounded_prod_linearised(f, max_exponent)
     return _BoundedProd.apply(f, max_exponent)[0]
