@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from nalu_suite.replicas import compiled, train_replicas
+from nalu_suite.replicas import ReplicaRun, compiled, replica_settings, train_replicas
 from nalu_suite.units._numerics import bounded_prod
 
 
@@ -71,6 +71,20 @@ def test_the_compiled_bounded_product_keeps_its_gradient_at_zero_factors(private
         grads.append(leaf.grad)
     assert grads[0][0, 0].tolist() == [3.0, 0.0]  # the zero factor's gradient: the other factor
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=0)
+
+
+def test_the_compiled_evaluation_runs_the_units_evaluation_forward(make_cfg, every_step_path, private_cache):
+    """Evaluation is compiled too: its metrics equal the eager ones, in evaluation mode (the NRU's
+    ``|W|`` is ``tanh(1000 W) ** 2`` in training, far from ``|W|`` at its initial weights)."""
+    overrides = [o if o != "unit=nmu" else "unit=nru" for o in every_step_path(60, 30, 0.01, (20, 40))]
+    logged = []
+    for mode in ("false", "true"):
+        cfg = make_cfg(*overrides, "replicas=2", f"replica_compile={mode}")
+        logged.append(ReplicaRun(cfg, replica_settings(cfg)).evaluate("val"))
+    for eager, fused in zip(*logged, strict=True):
+        assert fused.keys() == eager.keys()
+        for key, value in eager.items():
+            assert fused[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
 
 
 def test_an_untrusted_cache_keeps_inductor_out_of_it(tmp_path, monkeypatch):

@@ -134,6 +134,8 @@ class ReplicaRun:
         self._warmed: set[str] = set()  # compiled losses that have run (and compiled) once
         self.compile_s = 0.0  # wall time of the steps that compiled them
         self._predict = self.model.vmap(self._replica_predict, n_batched_args=2)
+        if s.compile:  # evaluation too: one more graph per shape of an evaluation call
+            self._predict = compile_fn(self._predict)
 
         self.step = 0
         self.alive = torch.ones(s.replicas, dtype=torch.bool, device=self.device)
