@@ -5,10 +5,10 @@
 
 For each unit one ``ReplicaRun`` per mode trains on one fixed batch (the data halves are timed by
 ``bench_replicas.py``): the median of ``--steps`` steps without the regulariser, and again with it, the
-two modes interleaved ``--rounds`` times in this process (one torch thread); then one validation of each.
-The first compiled steps (compilation, cached by inductor on disk, so a second process is faster) are
-timed apart. Also the largest difference of any weight after the same steps: compiled code rounds
-differently, so the modes part by float32 rounding (docs/replicas.md).
+two modes interleaved ``--rounds`` times in this process (one torch thread); then validations of each
+(the median of three). The first compiled steps (compilation, cached by inductor on disk, so a second
+process is faster) are timed apart. Also the largest difference of any weight after the same steps:
+compiled code rounds differently, so the modes part by float32 rounding (docs/replicas.md).
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ def time_unit(unit: str, args, scratch: str) -> dict[str, float]:
     row = {f"{mode}_{phase}": statistics.median(v) * 1e3 for (mode, phase), v in times.items()}
     for mode, run in runs.items():
         run.evaluate("val")  # the first fills caches (each seed's random baselines of the normalised error)
-        started = time.perf_counter()
-        run.evaluate("val")
-        row[f"{mode}_eval"] = time.perf_counter() - started
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            run.evaluate("val")
+            seconds.append(time.perf_counter() - started)
+        row[f"{mode}_eval"] = statistics.median(seconds)
     eager, fused = runs["false"].model.params, runs["true"].model.params
     row["difference"] = max(float((eager[k] - fused[k]).detach().abs().max()) for k in eager)
     row["compile_s"] = compile_s
@@ -90,12 +93,12 @@ def markdown(rows: dict[str, dict[str, float]], args, started: str, before: str,
         f"- Machine: {machine()}; one torch thread. Load average before: {before}; after: {after}.",
         f"- Workload: `task=static_arith task.op={args.op} unit=UNIT replicas={args.replicas}`, one fixed "
         f"batch of 128 per replica; median ms of {args.steps} steps x {args.rounds} interleaved rounds "
-        "per mode, without and with the regulariser. Validation: one `val` pass (10,000 samples per "
-        "split, both splits; the second of two: the first computes each seed's random baselines), in "
-        "each mode (compiled since 2026-12-07).",
+        "per mode, without and with the regulariser. Validation: the median of three `val` passes "
+        "(10,000 samples per split, both splits) after a first one (which computes each seed's random "
+        "baselines), in each mode (compiled since 2026-12-07).",
         "",
         "| unit | eager ms/step | compiled | speed-up | eager, regulariser on | compiled | speed-up "
-        "| compiling (s) | one validation, eager (s) | compiled (s) | largest weight difference |",
+        "| compiling (s) | a validation, eager (s) | compiled (s) | largest weight difference |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for unit, r in rows.items():
