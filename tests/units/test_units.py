@@ -713,6 +713,23 @@ def test_stochastic_nmu_noise_cancels_exactly_for_discrete_weights_only():
         build_unit("nmu", 3, 1, noise=[0, 5])
 
 
+@pytest.mark.parametrize("name, options", [("nmu", {}), ("nmu", {"noise": [1, 5]}), ("nmru", {})])
+def test_nmu_init_range_draws_the_weights_there_and_the_default_is_the_papers(name, options):
+    """``init_range=[lo, hi]`` (project option): ``W ~ U[lo, hi]`` for the NMU, the sNMU and the NMRU;
+    the default is the published U[0.25, 0.75]; the same seed draws the same weights within the range."""
+    torch.manual_seed(0)
+    default = build_unit(name, 50, 4, **options).W
+    torch.manual_seed(0)
+    small = build_unit(name, 50, 4, init_range=[0.0, 0.1], **options).W
+    assert float(default.min()) >= 0.25 and float(default.max()) <= 0.75 and float(default.max()) > 0.7
+    assert float(small.min()) >= 0.0 and float(small.max()) <= 0.1 and float(small.max()) > 0.09
+    torch.testing.assert_close(small, (default - 0.25) / 5)  # one uniform draw, rescaled
+    assert "init_range=[0.0, 0.1]" in repr(build_unit(name, 2, 1, init_range=[0.0, 0.1]))
+    for bad in ([0.5, 0.25], [-0.1, 0.5], [0.2, 1.5], [0.5]):
+        with pytest.raises(ValueError, match="init_range"):
+            build_unit(name, 2, 1, init_range=bad)
+
+
 def test_nau_split_init_starts_every_input_different_in_the_two_units():
     """``init="split"``: row 0 is +-r with random signs, the other rows 0, so every input's weights
     differ between the units (symmetry breaking for the static task's sparse ``add``)."""

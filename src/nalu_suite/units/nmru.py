@@ -72,9 +72,15 @@ class NMRU(NMU):
         grad_at_bounds: bool = False,
         noise: tuple[float, float] | list[float] | None = None,
         sign_angle: str = "sum",
+        init_range: tuple[float, float] | list[float] = (0.25, 0.75),
     ) -> None:
         super().__init__(  # W: (out, 2 in)
-            2 * in_features, out_features, max_exponent, noise=noise, grad_at_bounds=grad_at_bounds
+            2 * in_features,
+            out_features,
+            max_exponent,
+            noise=noise,
+            grad_at_bounds=grad_at_bounds,
+            init_range=init_range,
         )
         self.in_features = in_features
         if not float(eps) > 0:

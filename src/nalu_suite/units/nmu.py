@@ -8,6 +8,9 @@
   it none; the authors' code does, ``_numerics.box``).
 * Init ``W ~ U[0.25, 0.75]``, i.e. mean 1/2 and ``r = min(0.25, sqrt(3) * 1/2) = 0.25`` (the authors'
   published setting: E[W] = 1/2 so each factor starts half-way between "ignore" and "use" the input).
+  ``init_range=[lo, hi]`` (a project option) draws ``U[lo, hi]`` instead: with many inputs of large
+  magnitude the published start is exponential in the input size (10 inputs of |x| ~ 15 give ~1e9), and
+  weights near 0 start the product near 1 (docs/benchmarks.md, SMAT at input size 10).
 * ``regularizer()`` is the paper's ``R_sparse = mean_ij min(|W_ij|, |1 - W_ij|)``.
 * The product is computed by ``_numerics.bounded_prod`` (project addition): exact (direct ``torch.prod``)
   where it is finite and ``<= e**30 ~ 1.07e13`` in magnitude, otherwise ``sign * e**min(sum log|f|, 30)``;
@@ -40,8 +43,12 @@ class NMU(ArithmeticUnit):
         max_exponent: float = MAX_EXPONENT,
         noise: tuple[float, float] | list[float] | None = None,
         grad_at_bounds: bool = False,
+        init_range: tuple[float, float] | list[float] = (0.25, 0.75),
     ) -> None:
         super().__init__(in_features, out_features)
+        if len(init_range) != 2 or not 0 <= float(init_range[0]) <= float(init_range[1]) <= 1:
+            raise ValueError(f"NMU init_range={list(init_range)!r} must be [lo, hi] with 0 <= lo <= hi <= 1")
+        self.init_range = (float(init_range[0]), float(init_range[1]))
         self.max_exponent = max_exponent
         self.grad_at_bounds = bool(grad_at_bounds)
         if noise is not None:
@@ -53,7 +60,7 @@ class NMU(ArithmeticUnit):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.uniform_(self.W, 0.25, 0.75)
+        nn.init.uniform_(self.W, *self.init_range)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -85,4 +92,5 @@ class NMU(ArithmeticUnit):
     def extra_repr(self) -> str:
         noise = f", noise={list(self.noise)}" if self.noise else ""
         bounds = ", grad_at_bounds=True" if self.grad_at_bounds else ""
-        return f"{super().extra_repr()}, max_exponent={self.max_exponent}{noise}{bounds}"
+        init = f", init_range={list(self.init_range)}" if self.init_range != (0.25, 0.75) else ""
+        return f"{super().extra_repr()}, max_exponent={self.max_exponent}{noise}{bounds}{init}"
