@@ -127,6 +127,7 @@ def _prod_parts(f: torch.Tensor, max_exponent: float):
     sign = 1.0 - 2.0 * (n_neg % 2).to(f.dtype)
     direct = torch.prod(f, dim=-1)
     bounded = sign * torch.exp(torch.clamp(total, max=max_exponent))
+    # the direct product is preferred (exact for small integers) unless it over- or underflowed
     use_direct = torch.isfinite(direct) & (direct != 0) & (total <= max_exponent)
     y = torch.where(n_zero > 0, torch.zeros_like(direct), torch.where(use_direct, direct, bounded))
     return y, log_abs, total, n_zero, sign
@@ -195,8 +196,8 @@ def _bounded_prod_linearised(f: torch.Tensor, max_exponent: float) -> torch.Tens
 
     For ``torch.compile``: inside a functorch transform (the replica engine's ``vmap``) dynamo traces an
     ``autograd.Function``'s forward and differentiates that instead of calling its backward
-    (torch 2.14), which loses the gradient at zero factors and gives NaN where ``torch.prod``
-    overflows; plain operations compile as written, and inductor fuses them.
+    (torch 2.14), which loses the gradient of a zero factor (tested in tests/replicas/test_compiled.py);
+    plain operations compile as written, and inductor fuses them.
     """
     parts = _prod_parts(f.detach(), max_exponent)
     gradient = _prod_gradient(f.detach(), *parts[1:], max_exponent)
