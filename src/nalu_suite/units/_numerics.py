@@ -199,9 +199,12 @@ def _bounded_prod_linearised(f: torch.Tensor, max_exponent: float) -> torch.Tens
     (torch 2.14), which loses the gradient of a zero factor (tested in tests/replicas/test_compiled.py);
     plain operations compile as written, and inductor fuses them.
     """
-    parts = _prod_parts(f.detach(), max_exponent)
-    gradient = _prod_gradient(f.detach(), *parts[1:], max_exponent)
-    return parts[0] + (gradient * (f - f.detach())).sum(dim=-1)
+    constant = f.detach()
+    parts = _prod_parts(constant, max_exponent)
+    if not torch.is_grad_enabled():  # evaluation (no_grad): no gradient to attach, none to compute
+        return parts[0]
+    gradient = _prod_gradient(constant, *parts[1:], max_exponent)
+    return parts[0] + (gradient * (f - constant)).sum(dim=-1)
 
 
 def bounded_prod(f: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Tensor:
