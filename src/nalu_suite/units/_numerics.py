@@ -108,6 +108,11 @@ def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Te
     return torch.exp(torch.clamp(z, max=max_exponent))
 
 
+def parity_sign(count: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(-1) ** count`` as ``dtype``: the sign of a product with ``count`` (whole) negative factors."""
+    return 1 - 2 * torch.remainder(count, 2).to(dtype)
+
+
 def _prod_parts(f: torch.Tensor, max_exponent: float):
     """The bounded product over the last dimension and what its gradient reuses: ``y``, ``log|f|``
     (0 at zero factors), their sum ``L``, the number of zero factors and the sign of the product.
@@ -124,7 +129,7 @@ def _prod_parts(f: torch.Tensor, max_exponent: float):
     )
     total = log_abs.sum(dim=-1)
     n_neg = (f < 0).sum(dim=-1)
-    sign = 1.0 - 2.0 * (n_neg % 2).to(f.dtype)
+    sign = parity_sign(n_neg, f.dtype)
     direct = torch.prod(f, dim=-1)
     bounded = sign * torch.exp(torch.clamp(total, max=max_exponent))
     # the direct product is preferred (exact for small integers) unless it over- or underflowed

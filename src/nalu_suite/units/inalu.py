@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import linear, nac_weight
+from ._numerics import linear, nac_weight, parity_sign
 from .base import ArithmeticUnit
 
 
@@ -58,7 +58,7 @@ def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
     which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
     # one product gives log|s|, the number of negative factors and the number of zero factors
     log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
-    sign = 1 - 2 * torch.remainder(n_negative, 2)
+    sign = parity_sign(n_negative, log_abs_s.dtype)
     return torch.where(n_exact_zero > 0, torch.zeros_like(log_abs_s), sign * torch.exp(log_abs_s))
 
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import torch
 
-from ._numerics import MAX_EXPONENT, bounded_prod
+from ._numerics import MAX_EXPONENT, bounded_prod, parity_sign
 from .nau import NAU
 from .npu import NPU_EPS
 
@@ -93,8 +93,7 @@ class NRU(NAU):
         if self.div_mode == "div":
             return bounded_prod(torch.sign(x) * power * a + (1 - a), self.max_exponent)
         flips = ((x < 0) & (w.detach().round() != 0)).sum(-1)  # negative inputs whose weight rounds to +-1
-        sign = 1 - 2 * (flips % 2).to(x.dtype)
-        return bounded_prod(power * a + (1 - a), self.max_exponent) * sign
+        return bounded_prod(power * a + (1 - a), self.max_exponent) * parity_sign(flips, x.dtype)
 
     def extra_repr(self) -> str:
         mode = f", div_mode={self.div_mode}" if self.div_mode != "div" else ""
