@@ -73,6 +73,33 @@ def test_the_compiled_bounded_product_keeps_its_gradient_at_zero_factors(private
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=0)
 
 
+def test_compiled_inalu_takes_the_eager_steps_on_signed_inputs(make_cfg, private_cache):
+    """Compiled, iNALU's three products of its inputs are fused sums (``_numerics.fused_linear``), not
+    matrix products: on inputs with negative and exactly-zero entries (its sign retrieval's cases) its
+    loss and weights follow the eager run's over a few steps, to float32 rounding."""
+    overrides = ["task=static_arith", "task.op=mul", "unit=inalu", "task.eval_size=20", "batch_size=16"]
+    runs = []
+    for mode in ("false", "true"):
+        cfg = make_cfg(*overrides, "replicas=2", f"replica_compile={mode}")
+        runs.append(ReplicaRun(cfg, replica_settings(cfg)))
+    stream = iter(runs[0].batches)
+    x, y = next(stream)
+    stream.close()
+    x = 0.8 * x  # |x| in [0.8, 1.6]: the log path's exponent stays below omega, where it has a gradient
+    x[..., ::2, 7] *= -1  # one negative input in every sample, one exactly zero in every fourth
+    x[..., 1::2, 9] *= -1
+    x[..., ::4, 5] = 0
+    start = {name: value.detach().clone() for name, value in runs[0].model.params.items()}
+    for _ in range(5):
+        for run in runs:
+            run.train_step((x, y))
+    eager, fused = runs
+    torch.testing.assert_close(fused.last_loss, eager.last_loss, rtol=1e-4, atol=0)
+    for name, value in eager.model.params.items():
+        assert not torch.equal(value, start[name]), name  # every weight trained
+        torch.testing.assert_close(fused.model.params[name], value, rtol=1e-4, atol=1e-6)
+
+
 def test_the_compiled_evaluation_runs_the_units_evaluation_forward(make_cfg, every_step_path, private_cache):
     """Evaluation is compiled too: its metrics equal the eager ones, in evaluation mode (the NRU's
     ``|W|`` is ``tanh(1000 W) ** 2`` in training, far from ``|W|`` at its initial weights)."""

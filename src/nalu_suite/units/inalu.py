@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import linear, nac_weight, parity_sign
+from ._numerics import fused_linear, nac_weight, parity_sign
 from .base import ArithmeticUnit
 
 
@@ -57,7 +57,7 @@ def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
     table = torch.cat([log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2)  # (3 out, 2 in)
     which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
     # one product gives log|s|, the number of negative factors and the number of zero factors
-    log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
+    log_abs_s, n_negative, n_exact_zero = fused_linear(which, table).split(w_mul.shape[-2], dim=-1)
     sign = parity_sign(n_negative, log_abs_s.dtype)
     return torch.where(n_exact_zero > 0, torch.zeros_like(log_abs_s), sign * torch.exp(log_abs_s))
 
@@ -113,9 +113,9 @@ class INALU(ArithmeticUnit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_add = self.weight_add
         w_mul = self.weight_mul
-        a = linear(x, w_add)
+        a = fused_linear(x, w_add)
         log_x = torch.log(torch.clamp(x.abs(), min=self.eps))
-        m = torch.exp(torch.clamp(linear(log_x, w_mul), max=self.omega))
+        m = torch.exp(torch.clamp(fused_linear(log_x, w_mul), max=self.omega))
         s = sign_retrieval(x, w_mul)
         g = torch.sigmoid(self.gate_logit)
         return g * a + (1 - g) * m * s
