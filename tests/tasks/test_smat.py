@@ -6,6 +6,7 @@ import csv
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from nalu_suite.errors import ConfigError
 from nalu_suite.rng import generator
@@ -163,6 +164,12 @@ def test_a_bad_range_on_the_command_line_exits_2_with_one_line(run_script):
     assert "task.range=12 is not valid; choose one of: 1, 2, 3" in result.stderr + result.stdout
 
 
+def _module(cfg):
+    """The module layer that ``cfg`` trains."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return SmatTask(plain["task"], plain["unit"], seed=0).build_model().module
+
+
 def test_per_module_settings_are_the_primers(cfg_in, tmp_path):
     nau = cfg_in(tmp_path, "task=smat", "unit=nau")
     assert (nau.optim.lr, nau.regularizer.weight, nau.regularizer.start, nau.trainer.max_steps) == (
@@ -173,6 +180,9 @@ def test_per_module_settings_are_the_primers(cfg_in, tmp_path):
     )
     npu = cfg_in(tmp_path, "task=smat", "unit=realnpu", "task.op=div")
     assert (npu.optim.lr, npu.regularizer.weight) == (5e-3, 1e-7)
+    assert _module(npu).l1_reduction == "sum"  # the Primer's L1: the sum of |p| over all parameters
+    chosen = cfg_in(tmp_path, "task=smat", "unit=npu", "+unit.second_options.l1_reduction=mean")
+    assert _module(chosen).l1_reduction == "mean"  # the command line wins
     inalu = cfg_in(tmp_path, "task=smat", "unit=inalu")
     assert (inalu.trainer.gradient_clip_val, inalu.trainer.gradient_clip_algorithm) == (0.1, "value")
     division = cfg_in(tmp_path, "task=division", "unit=nru")

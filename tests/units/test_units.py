@@ -485,6 +485,23 @@ def test_sparsity_error_hand_computed_values():
     assert npu.sparsity_error().item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("name", ["npu", "realnpu"])
+def test_the_npu_l1_is_a_mean_over_the_weights_or_the_primers_sum_over_all_parameters(name):
+    mean, summed = (build_unit(name, 3, 2, l1_reduction=r) for r in ("mean", "sum"))
+    summed.load_state_dict(mean.state_dict())
+    with torch.no_grad():
+        mean.W_real.copy_(torch.tensor([[1.0, -2.0, 0.0], [0.5, 0.0, -0.5]]))
+        summed.W_real.copy_(mean.W_real)
+        mean.gate.copy_(torch.tensor([0.25, 1.0, 0.0]))
+        summed.gate.copy_(mean.gate)
+    weights = 4.0  # sum |W_real|; W_imag (the NPU's) starts at 0
+    entries = 6 if name == "realnpu" else 12
+    assert mean.regularizer().item() == pytest.approx(weights / entries)
+    assert summed.regularizer().item() == pytest.approx(weights + 1.25)  # the gate counts in the sum
+    with pytest.raises(ValueError, match="l1_reduction='max'; choose from: mean, sum"):
+        build_unit(name, 3, 2, l1_reduction="max")
+
+
 def test_units_without_regulariser_return_zero():
     for name in UNIT_NAMES:
         if name in ("nau", "nmu", "inalu", "npu", "realnpu", "nru", "nmru", "realnpu_mod"):

@@ -152,12 +152,14 @@ def range_of_seed(task_cfg: dict[str, Any], seed: int) -> int:
 
 
 class SingleModuleModel(ArithmeticModel):
-    """One module layer, ``unit.second`` (``in_features -> 1``)."""
+    """One module layer, ``unit.second`` (``in_features -> 1``), built with ``options`` (the task's per-module
+    options, e.g. the NPU's ``l1_reduction``) updated by ``unit.second_options`` (the command line's)."""
 
-    def __init__(self, unit: dict[str, Any], in_features: int) -> None:
+    def __init__(self, unit: dict[str, Any], in_features: int, options: dict[str, Any] | None = None) -> None:
         super().__init__()
+        options = {**(options or {}), **(unit.get("second_options") or {})}
         try:
-            self.module = build_unit(unit["second"], in_features, 1, **(unit.get("second_options") or {}))
+            self.module = build_unit(unit["second"], in_features, 1, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from err
 
@@ -228,7 +230,8 @@ class SmatTask(ExtrapolationTask):
 
     # --- model and metrics -------------------------------------------------------------------
     def build_model(self) -> SingleModuleModel:
-        return SingleModuleModel(self.unit, self.input_size)
+        module = (self.cfg.get("modules") or {}).get(self.unit.get("name")) or {}
+        return SingleModuleModel(self.unit, self.input_size, module.get("options"))
 
     def success_threshold(self) -> float:
         """``task.threshold`` where set (a fixed MSE, e.g. the Division paper's 1e-5), else simulated."""

@@ -27,7 +27,9 @@ layer that starts out negative cannot reach ``sqrt`` of a positive sum by the mi
 
 ``regularizer()`` is the L1 penalty of the paper, normalised as a mean: ``mean(|W_r| ++ |W_i|)`` over all
 entries of both matrices (the paper's beta schedule is the trainer's job; the mean rather than the sum
-keeps its scale independent of the layer size). ``sparsity_error()`` covers ``W_r`` and ``W_i``.
+keeps its scale independent of the layer size). ``l1_reduction="sum"`` is the Primer's (Mistry et al.
+2022, its ``--regualizer-l1``): ``sum |p|`` over every parameter, the gate included (``task=smat``).
+``sparsity_error()`` covers ``W_r`` and ``W_i``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from .base import ArithmeticUnit
 
 #: The paper's epsilon: float32 machine epsilon.
 NPU_EPS = float(torch.finfo(torch.float32).eps)
+#: the L1 regulariser: ``mean`` of |W| over the weight matrices, or the Primer's ``sum`` over all parameters
+L1_REDUCTIONS = ("mean", "sum")
 
 
 class _NPUBase(ArithmeticUnit):
@@ -57,8 +61,13 @@ class _NPUBase(ArithmeticUnit):
         max_exponent: float = MAX_EXPONENT,
         gated: bool = True,
         signed: bool = True,
+        l1_reduction: str = "mean",
     ) -> None:
         super().__init__(in_features, out_features)
+        if l1_reduction not in L1_REDUCTIONS:
+            choices = ", ".join(L1_REDUCTIONS)
+            raise ValueError(f"{type(self).__name__} l1_reduction={l1_reduction!r}; choose from: {choices}")
+        self.l1_reduction = l1_reduction
         self.eps = eps
         self.max_exponent = max_exponent
         self.gated = bool(gated)
@@ -87,6 +96,9 @@ class _NPUBase(ArithmeticUnit):
         return {"W_real": self.W_real, "W_imag": self.W_imag}
 
     def regularizer(self) -> torch.Tensor:
+        if self.l1_reduction == "sum":
+            every = (p for p in (self.W_real, self.W_imag, self.gate) if p is not None)
+            return torch.cat([p.abs().flatten() for p in every]).sum()
         return torch.cat([w.abs().flatten() for w in self.effective_weights().values()]).mean()
 
     @torch.no_grad()
@@ -110,6 +122,7 @@ class _NPUBase(ArithmeticUnit):
         return (
             f"{super().extra_repr()}, eps={self.eps}, max_exponent={self.max_exponent}, "
             f"gated={self.gated}, signed={self.signed}"
+            + (f", l1_reduction={self.l1_reduction}" if self.l1_reduction != "mean" else "")
         )
 
 
