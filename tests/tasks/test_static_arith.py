@@ -100,6 +100,18 @@ def test_normalized_error_is_zero_for_perfect_and_100_for_the_random_baseline():
     assert out["normalized"] == pytest.approx(100.0)
 
 
+def test_the_random_baseline_is_drawn_once_per_evaluation_set(monkeypatch):
+    task = StaticArithTask(STATIC, NAU, seed=0)
+    builds = []
+    build = task.build_model
+    monkeypatch.setattr(task, "build_model", lambda: builds.append(1) or build())
+    extrap = task.random_baseline_mse("val/extrap")
+    assert task.random_baseline_mse("test/extrap") == extrap  # one set, one baseline
+    assert len(builds) == int(STATIC.get("baseline_draws", 10))
+    assert task.random_baseline_mse("test/interp") != extrap  # another set: drawn anew
+    assert len(builds) == 2 * int(STATIC.get("baseline_draws", 10))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -195,10 +195,6 @@ class RecurrentArithTask(StaticArithTask):
         g = generator(self.seed, "eval", key)
         return self.sample(g, self.extrap_eval_size, self.cfg["extrap_range"], length)
 
-    def random_baseline_mse(self, split: str) -> float:
-        """The static task's baseline, computed once for ``val_extrap`` and ``test/extrap`` (one set)."""
-        return super().random_baseline_mse("test/extrap" if "extrap" in split else split)
-
     def threshold_at(self, split: str) -> float:
         """The success threshold (module docstring) on ``split``'s fixed set."""
         length = self.length_of(split)

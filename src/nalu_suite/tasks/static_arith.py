@@ -97,11 +97,15 @@ class StaticArithTask(ExtrapolationTask):
         y = OPS[self.op](a, b).to(x.dtype).unsqueeze(-1)
         return y if out is None else out.copy_(y)
 
+    @staticmethod
+    def set_key(split: str) -> str:
+        """The evaluation set a split reads: validation-time and test-time extrapolation share one set."""
+        return "extrap" if "extrap" in split else split
+
     def fixed_set(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed evaluation sets: ``val`` and ``test/interp`` interpolate, ``*extrap`` extrapolate."""
-        extrap = "extrap" in split
-        key = "extrap" if extrap else split  # validation-time and test-time extrapolation share one set
-        value_range = self.cfg["extrap_range"] if extrap else self.cfg["interp_range"]
+        key = self.set_key(split)
+        value_range = self.cfg["extrap_range"] if key == "extrap" else self.cfg["interp_range"]
         return self.sample(generator(self.seed, "eval", key), self.eval_size, value_range)
 
     @property
@@ -157,8 +161,10 @@ class StaticArithTask(ExtrapolationTask):
         return self._threshold
 
     def random_baseline_mse(self, split: str) -> float:
-        """MSE of freshly initialised models of this architecture, averaged over ``baseline_draws`` draws."""
-        if split not in self._baseline:
+        """MSE of freshly initialised models of this architecture, averaged over ``baseline_draws`` draws;
+        computed once per evaluation set (the two extrapolation splits share theirs)."""
+        key = self.set_key(split)
+        if key not in self._baseline:
             x, y = self.fixed_set(split)
             errors = []
             with torch.random.fork_rng():
@@ -168,8 +174,8 @@ class StaticArithTask(ExtrapolationTask):
                         err = (self.build_model()(x).double() - y.double()).pow(2).mean()
                     errors.append(float(err) if torch.isfinite(err) else float("inf"))
             finite = [e for e in errors if e != float("inf")]
-            self._baseline[split] = sum(finite) / len(finite) if finite else float("inf")
-        return self._baseline[split]
+            self._baseline[key] = sum(finite) / len(finite) if finite else float("inf")
+        return self._baseline[key]
 
     def finalize_metrics(self, split: str, values: dict[str, float]) -> dict[str, float]:
         baseline = self.random_baseline_mse(split)
