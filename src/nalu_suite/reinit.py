@@ -12,9 +12,9 @@ Its stored losses are then cleared. The defaults are the paper's and the Primer'
 JMLR 2022, ``--reinit``): every 10 steps, more than 5,000 losses, threshold 1 (``reinit.every: 0`` turns
 the rule off, the default). What is stored is ``reinit.signal``: ``loss``, the step's training loss (the
 iNALU paper), or ``validation``, the latest validation value of ``task.monitor`` at every step (the
-Primer's script stores its latest interpolation-validation error, computed every 1,000 steps, so). The
-Primer's list starts with the untrained model's error at step 0; here ``validation`` stores from the first
-validation on.
+Primer's script stores its latest interpolation-validation error, computed every 1,000 steps, so). As in the
+Primer's script, which also evaluates at step 0, both engines then validate the untrained model once before
+the first step (``watches_validation``), so the list starts with its error; that validation is not logged.
 
 Re-initialising draws the weights a freshly built model has (``task.build_model()``) from the torch
 generator seeded with ``rng.derive_seed(seed, "reinit", t)``, so replica ``k`` of a replica run and the
@@ -86,6 +86,11 @@ class StuckRuns:
     @property
     def enabled(self) -> bool:
         return self.every > 0
+
+    @property
+    def watches_validation(self) -> bool:
+        """Whether the rule stores validation values: then the untrained model is validated before step 0."""
+        return self.enabled and self.signal == "validation"
 
     def watched(self, loss: torch.Tensor, latest: torch.Tensor | float | None) -> torch.Tensor | None:
         """What the runs store this step: their training ``loss`` or (``signal: validation``) their

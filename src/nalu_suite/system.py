@@ -85,6 +85,32 @@ class ArithmeticSystem(L.LightningModule):
             self.log("train/reinits", float(self.stuck.count[0] + (self._reinit_at is not None)))
         return loss
 
+    def on_train_start(self) -> None:
+        if self.global_step == 0 and self.latest_monitor is None and self.stuck.watches_validation:
+            self.latest_monitor = self._untrained_monitor()
+
+    @torch.no_grad()
+    def _untrained_monitor(self) -> float | None:
+        """``task.monitor`` of the model before its first step, on the validation sets, not logged: what
+        ``reinit.signal=validation`` stores until the first validation (reinit.py)."""
+        loaders = self.trainer.datamodule.val_dataloader()
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        logged: dict[str, float] = {}
+        self.eval()
+        try:
+            for split, loader in zip(self.task.val_splits, loaders, strict=True):
+                metric = self.task.make_metric(split).to(self.device)
+                for batch in loader:
+                    metric.update(
+                        *self.task.predict(self.model, self.transfer_batch_to_device(batch, self.device, 0))
+                    )
+                values = {k: float(v) for k, v in metric.compute().items()}
+                for name, value in self.task.finalize_metrics(split, values).items():
+                    logged[f"{split}/{name}"] = value
+        finally:
+            self.train()
+        return logged.get(self.task.monitor)
+
     def _last_checkpoint_note(self) -> str:
         for cb in self.trainer.checkpoint_callbacks:
             if getattr(cb, "last_model_path", ""):

@@ -80,7 +80,7 @@ def primer_runs(tmp_path_factory):
 
 def test_the_validation_signal_and_the_gate_act_on_replicas_as_on_plain_runs(primer_runs):
     for plain, replica in zip(primer_runs["plain"], primer_runs["pair"], strict=True):
-        assert plain["train/reinits"] >= 1  # stored from the first validation (step 20) on: fires by 35
+        assert plain["train/reinits"] >= 1  # the untrained error stored from step 0 on: fires at step 10
         assert replica["train/reinits"] == plain["train/reinits"]
         assert_same_metrics(replica, plain, rel=1e-5)
 
@@ -95,3 +95,18 @@ def test_the_gate_is_closed_before_the_first_validation_and_while_the_error_is_a
     shut, no_reg = primer_runs["shut"], primer_runs["no_reg"]
     for key in ("test/interp/mse", "test/extrap/mse", "sparsity_error", "train/reinits"):
         assert shut[key] == no_reg[key], key
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_the_validation_signal_stores_the_untrained_error_before_the_first_validation(tmp_path, replicas):
+    """As the Primer's script, which evaluates at step 0: with ``min_losses=10`` the rule fires at step 10,
+    before the first validation (step 20), on the untrained model's error (the only value stored)."""
+    from nalu_suite.config import compose
+
+    overrides = ["callbacks.progress_bar=null", "logger=none", *REINIT, "reinit.every=5"]
+    cfg = compose([*overrides, "reinit.signal=validation", "trainer.max_steps=20", f"replicas={replicas}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+    result = train(cfg)
+    rows = result["replicas"] if replicas > 1 else [result]
+    assert [row["train/reinits"] for row in rows] == [1] * replicas  # once: the list starts again after it

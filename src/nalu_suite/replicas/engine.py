@@ -158,6 +158,8 @@ class ReplicaRun:
     def train_step(self, batch: tuple[torch.Tensor, ...]) -> None:
         """One optimiser step of every live replica on its slice of ``batch``; a replica whose loss is no
         longer finite is frozen at its last weights (``diverged_at``), the others go on."""
+        if self.step == 0 and self.latest_monitor is None and self.stuck.watches_validation:
+            self.latest_monitor = self._monitor(self.evaluate("val"))  # the untrained model's (reinit.py)
         lam = regularizer_weight(self.reg, self.step)  # the schedule's, logged as train/reg_weight
         scale = self._regularizer_scale(lam)  # lam, or (regularizer.gate) lam where the gate is open
         compiling = self.settings.compile and ("plain" if scale is None else "reg") not in self._warmed
@@ -313,9 +315,13 @@ class ReplicaRun:
     def validate(self) -> None:
         """One validation at the current step: metrics, ``solved_at``, best checkpoints."""
         logged = self.evaluate("val")
-        monitor = self.task.monitor
-        self.latest_monitor = torch.tensor([row.get(monitor, math.nan) for row in logged], device=self.device)
+        self.latest_monitor = self._monitor(logged)
         self.tracker.record_validation(self.step, logged, self.model.snapshot())
+
+    def _monitor(self, logged: list[dict[str, float]]) -> torch.Tensor:
+        """``(R,)``: each replica's ``task.monitor`` in ``logged`` (NaN where it is missing)."""
+        monitor = self.task.monitor
+        return torch.tensor([row.get(monitor, math.nan) for row in logged], device=self.device)
 
     def test(self) -> list[dict[str, float]]:
         """Test metrics of each replica's best checkpoint (its last weights if it was never validated)."""
