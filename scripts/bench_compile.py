@@ -70,7 +70,9 @@ def time_unit(unit: str, args, scratch: str) -> dict[str, float]:
                     times.setdefault((mode, phase), []).append(time.perf_counter() - started)
     row = {f"{mode}_{phase}": statistics.median(v) * 1e3 for (mode, phase), v in times.items()}
     for mode, run in runs.items():
+        started = time.perf_counter()
         run.evaluate("val")  # the first fills caches (each seed's random baselines of the normalised error)
+        row[f"{mode}_first_eval"] = time.perf_counter() - started
         seconds = []
         for _ in range(3):
             started = time.perf_counter()
@@ -95,18 +97,20 @@ def markdown(rows: dict[str, dict[str, float]], args, started: str, before: str,
         f"batch of 128 per replica; median ms of {args.steps} steps x {args.rounds} interleaved rounds "
         "per mode, without and with the regulariser. Validation: the median of three `val` passes "
         "(10,000 samples per split, both splits) after a first one (which computes each seed's random "
-        "baselines), in each mode (compiled since 2026-12-07).",
+        "baselines), in each mode (compiled since 2026-12-07); that first one timed apart in eager mode "
+        "(a validation and the baselines: 10 freshly initialised models per evaluation set and seed).",
         "",
         "| unit | eager ms/step | compiled | speed-up | eager, regulariser on | compiled | speed-up "
-        "| compiling (s) | a validation, eager (s) | compiled (s) | largest weight difference |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| compiling (s) | a validation, eager (s) | compiled (s) | the first, eager (s) "
+        "| largest weight difference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for unit, r in rows.items():
         lines.append(
             f"| `{unit}` | {r['false_plain']:.2f} | {r['true_plain']:.2f} "
             f"| {r['false_plain'] / r['true_plain']:.2f}x | {r['false_reg']:.2f} | {r['true_reg']:.2f} "
             f"| {r['false_reg'] / r['true_reg']:.2f}x | {r['compile_s']:.0f} | {r['false_eval']:.2f} "
-            f"| {r['true_eval']:.2f} "
+            f"| {r['true_eval']:.2f} | {r['false_first_eval']:.1f} "
             f"| {r['difference']:.1e} |"
         )
     total = {key: sum(r[key] for r in rows.values()) for key in ("false_plain", "true_plain")}
