@@ -95,21 +95,15 @@ class ArithmeticSystem(L.LightningModule):
         ``reinit.signal=validation`` stores until the first validation (reinit.py)."""
         loaders = self.trainer.datamodule.val_dataloader()
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
-        logged: dict[str, float] = {}
         self.eval()
         try:
-            for split, loader in zip(self.task.val_splits, loaders, strict=True):
-                metric = self.task.make_metric(split).to(self.device)
+            for index, loader in enumerate(loaders):
                 for batch in loader:
-                    metric.update(
-                        *self.task.predict(self.model, self.transfer_batch_to_device(batch, self.device, 0))
-                    )
-                values = {k: float(v) for k, v in metric.compute().items()}
-                for name, value in self.task.finalize_metrics(split, values).items():
-                    logged[f"{split}/{name}"] = value
+                    batch = self.transfer_batch_to_device(batch, self.device, index)
+                    self._eval_step("val", self.task.val_splits, batch, index)
         finally:
             self.train()
-        return logged.get(self.task.monitor)
+        return self._computed_metrics("val", self.task.val_splits).get(self.task.monitor)
 
     def _last_checkpoint_note(self) -> str:
         for cb in self.trainer.checkpoint_callbacks:
@@ -132,7 +126,8 @@ class ArithmeticSystem(L.LightningModule):
         pred, target = self.task.predict(self.model, batch)
         self.metrics[self._key(stage, splits[dataloader_idx])].update(pred, target)
 
-    def _eval_epoch_end(self, stage: str, splits) -> dict[str, float]:
+    def _computed_metrics(self, stage: str, splits) -> dict[str, float]:
+        """``<split>/<metric>`` of the batches seen since the last call (the metrics are reset)."""
         logged: dict[str, float] = {}
         for split in splits:
             metric = self.metrics[self._key(stage, split)]
@@ -140,6 +135,10 @@ class ArithmeticSystem(L.LightningModule):
             metric.reset()
             for name, value in self.task.finalize_metrics(split, values).items():
                 logged[f"{split}/{name}"] = value
+        return logged
+
+    def _eval_epoch_end(self, stage: str, splits) -> dict[str, float]:
+        logged = self._computed_metrics(stage, splits)
         logged["sparsity_error"] = float(self.model.sparsity_error())
         for name, value in logged.items():
             self.log(name, value, sync_dist=False)
