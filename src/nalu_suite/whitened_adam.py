@@ -83,31 +83,61 @@ class WhitenedAdam(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
                 grad = p.grad
                 if group["weight_decay"]:
                     grad = grad.add(p, alpha=group["weight_decay"])
-                whiten, stop = group["whiten"], group["stop"]
-                if whiten is not None and state["step"] == stop:  # back to plain Adam: fresh moments
-                    state["exp_avg"].zero_()
-                    state["exp_avg_sq"].zero_()
-                    state["restart"] = stop
-                active = whiten is not None and group["start"] <= state["step"] < (stop or math.inf)
-                if active:
-                    whiten = whiten.to(grad)
-                    grad = grad @ whiten
-                state["step"] += 1
-                t = state["step"] - state.get("restart", 0)  # steps of the current moments
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                denom = (v / (1 - beta2**t)).sqrt_().add_(group["eps"])
-                update = (m / (1 - beta1**t)) / denom
-                if active:
-                    update = update @ whiten
-                p.sub_(update, alpha=group["lr"])
+                whiten, bias1, bias2 = self.advance(group, p)
+                state = self.state[p]
+                adam_update_(
+                    p,
+                    grad,
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    lr=group["lr"],
+                    betas=(beta1, beta2),
+                    eps=group["eps"],
+                    bias_corrections=(bias1, bias2),
+                    whiten=whiten,
+                )
         return loss
+
+    def advance(self, group: dict, p: torch.Tensor) -> tuple[torch.Tensor | None, float, float]:
+        """Count one step of ``p`` (of ``group``): its state made on the first, its moments cleared at
+        ``stop``. Returns ``P`` where this step is whitened (else None) and Adam's bias corrections
+        ``1 - beta1^t``, ``1 - beta2^t`` for the ``t`` steps of the current moments."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        whiten, stop = group["whiten"], group["stop"]
+        if whiten is not None and state["step"] == stop:  # back to plain Adam: fresh moments
+            state["exp_avg"].zero_()
+            state["exp_avg_sq"].zero_()
+            state["restart"] = stop
+        active = whiten is not None and group["start"] <= state["step"] < (stop or math.inf)
+        state["step"] += 1
+        t = state["step"] - state.get("restart", 0)  # steps of the current moments
+        beta1, beta2 = group["betas"]
+        return (whiten.to(p) if active else None), 1 - beta1**t, 1 - beta2**t
+
+
+def adam_update_(p, grad, exp_avg, exp_avg_sq, *, lr, betas, eps, bias_corrections, whiten=None) -> None:
+    """One Adam step of ``p`` in place (Kingma & Ba 2015, Algorithm 1), its moments updated in place;
+    ``bias_corrections = (1 - beta1^t, 1 - beta2^t)``. With ``whiten`` (``P``) the moments are kept for
+    ``g P`` and the step is ``u P``. ``lr`` and the corrections are floats, or 0-dim tensors inside a
+    compiled replica step (``replicas.fused_step``)."""
+    beta1, beta2 = betas
+    bias1, bias2 = bias_corrections
+    if whiten is not None:
+        grad = grad @ whiten
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (exp_avg_sq / bias2).sqrt_().add_(eps)
+    update = (exp_avg / bias1) / denom
+    if whiten is not None:
+        update = update @ whiten
+    if isinstance(lr, torch.Tensor):
+        p.sub_(update * lr)
+    else:
+        p.sub_(update, alpha=lr)

@@ -148,3 +148,92 @@ def test_replicas_train_on_cuda_as_on_the_cpu(configure):
     gpu = train_replicas(configure("replica_compile=auto", "trainer=gpu", out="gpu"))
     for c, g in zip(cpu["replicas"], gpu["replicas"], strict=True):
         assert g["test/extrap/mse"] == pytest.approx(c["test/extrap/mse"], rel=1e-2)
+
+
+# --- the whole step as one graph (replicas/fused_step.py) -------------------------------------------------
+FUSED_RUN = [
+    "task=static_arith",
+    "task.op=mul",
+    "unit=nmu",
+    "task.eval_size=50",
+    "task.baseline_draws=1",
+    "batch_size=32",
+    "optim.lr=0.01",
+    "optim.schedule=cosine",
+    "optim.whiten_from=10",  # whitened Adam from step 10: both of its graphs
+    "regularizer.weight=1.0",
+    "regularizer.start=20",
+    "regularizer.end=40",
+    "replica_data=none",
+]
+
+
+def train_runs(make_cfg, *overrides: str, steps=50, poison=None, modes=("false", "true")):
+    """A ``ReplicaRun`` of 3 replicas per ``replica_compile`` mode, stepped ``steps`` times on its stream
+    (replica 1's first weight set to NaN before step ``poison``)."""
+    runs = []
+    for mode in modes:
+        cfg = make_cfg(*FUSED_RUN, *overrides, "replicas=3", f"replica_compile={mode}")
+        run = ReplicaRun(cfg, replica_settings(cfg))
+        stream = iter(run.batches)
+        for step in range(steps):
+            if step == poison:
+                with torch.no_grad():
+                    run.model.params["model.first.W"][1, 0, 0] = float("nan")
+            run.train_step(next(stream))
+        stream.close()
+        runs.append(run)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "optim",
+    [["optim.name=adam"], ["optim.name=adamw", "+optim.weight_decay=0.01", "optim.whiten_from=null"]],
+    ids=["whitened-adam", "adamw"],
+)
+def test_the_fused_step_trains_the_eager_replicas_to_float32_rounding(make_cfg, private_cache, optim):
+    """``replica_compile=true`` runs loss, gradient, optimiser and projection as one graph: through the
+    regulariser ramp, the cosine schedule and whitened Adam's switch (or AdamW's decoupled decay) it takes
+    the eager run's steps, to float32 rounding; the optimiser's own state counts the same steps."""
+    eager, fused = train_runs(make_cfg, *optim)
+    assert fused._fused is not None and eager._fused is None
+    assert fused.compile_s > 0 and eager.compile_s == 0
+    torch.testing.assert_close(fused.last_loss, eager.last_loss, rtol=1e-3, atol=0)
+    for name, value in eager.model.params.items():
+        torch.testing.assert_close(fused.model.params[name], value, rtol=1e-4, atol=1e-5)
+        e, f = eager.optimizer.state[value], fused.optimizer.state[fused.model.params[name]]
+        assert float(f["step"]) == float(e["step"]) == 50
+        torch.testing.assert_close(f["exp_avg_sq"], e["exp_avg_sq"], rtol=1e-3, atol=1e-9)
+    assert fused.optimizer.param_groups[0]["lr"] == eager.optimizer.param_groups[0]["lr"]  # the schedule
+
+
+def test_a_fused_step_freezes_a_diverging_replica_at_its_weights_before_that_step(make_cfg, private_cache):
+    """Replica 1's loss turns NaN at step 30: the fused step leaves its weights as they were before that
+    step, marks it diverged at 30, and the others train on exactly as in the run without the fault."""
+    (at_30,) = train_runs(make_cfg, steps=30, modes=["true"])
+    (clean,) = train_runs(make_cfg, steps=40, modes=["true"])
+    (broken,) = train_runs(make_cfg, steps=40, poison=30, modes=["true"])
+    assert broken.tracker.diverged_at == [None, 30, None]
+    assert broken.alive.tolist() == [True, False, True]
+    for name, value in clean.model.params.items():
+        assert torch.equal(broken.model.params[name][[0, 2]], value[[0, 2]]), name
+        expected = at_30.model.params[name][1].clone()
+        if name == "model.first.W":
+            expected[0, 0] = float("nan")  # the poison itself stays: it is the weight it diverged with
+        torch.testing.assert_close(broken.model.params[name][1], expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_runs_the_fused_step_cannot_take_compile_their_loss_only(make_cfg, private_cache, caplog):
+    """Gradient clipping, or an optimiser other than Adam, keeps the optimiser eager (the log says why)."""
+    from nalu_suite.replicas.fused_step import unfused_reason
+
+    for overrides, reason in [
+        (["trainer.gradient_clip_val=1.0"], "gradient clipping"),
+        (["optim.name=sgd", "optim.whiten_from=null"], "the optimiser SGD"),
+    ]:
+        cfg = make_cfg(*FUSED_RUN, *overrides, "replicas=2", "replica_compile=true")
+        with caplog.at_level("INFO", logger="nalu_suite"):
+            run = ReplicaRun(cfg, replica_settings(cfg))
+        assert run._fused is None
+        assert reason in unfused_reason(run.model, run.optimizer, run.settings.clip_value)
+        assert reason in caplog.text

@@ -1,11 +1,10 @@
-"""``replica_compile``: the replica engine's loss (forward and backward) and its evaluation through
-``torch.compile``.
+"""``replica_compile``: the replica engine's training step and its evaluation through ``torch.compile``.
 
 The models are tiny, so an eager replica step is a few hundred small kernels (the NMU's bounded product
-alone is about 25); inductor fuses the elementwise work of forward and backward into a handful of C++
-loops (docs/replicas.md and BENCHMARKS.md give the measured speed-up). What stays eager: the optimiser,
-the projection, gradient clipping and divergence handling (already one fused call each, or bookkeeping;
-compiling the whitened Adam step saved 0.06-0.13 ms of a 1.5-2 ms step, not worth a second code path).
+alone is about 25); inductor fuses them into a handful of C++ loops. The training step is one graph where
+the run allows it (``fused_step``: loss, gradient, optimiser and projection); otherwise (gradient
+clipping, an optimiser other than Adam) the loss's forward and backward are compiled and the optimiser
+steps eagerly. docs/replicas.md and BENCHMARKS.md give the measured speed-up.
 
 Compiled code rounds differently from eager code (fused reductions sum in another order), so a compiled
 replica equals its plain run to float32 rounding per step, not bitwise; over a long run two such

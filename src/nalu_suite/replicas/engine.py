@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
 from nalu_suite.reinit import StuckRuns, fresh_parameters
 from nalu_suite.replicas.compiled import compile_fn
 from nalu_suite.replicas.data import StackedBatches
+from nalu_suite.replicas.fused_step import FusedStep, unfused_reason
 from nalu_suite.replicas.model import StackedModel
 from nalu_suite.replicas.settings import ReplicaSettings
 from nalu_suite.replicas.tracking import ReplicaTracker
@@ -129,9 +131,15 @@ class ReplicaRun:
         self.batches = StackedBatches(streams, prefetch=s.prefetch, device=self.device)
         self._loss_plain = self.model.vmap(self._replica_loss, n_batched_args=2)
         self._loss_reg = self.model.vmap(self._replica_loss_with_reg, n_batched_args=2)
-        if s.compile:  # replica_compile: forward and backward fused by inductor (replicas/compiled.py)
-            self._loss_plain, self._loss_reg = compile_fn(self._loss_plain), compile_fn(self._loss_reg)
-        self._warmed: set[str] = set()  # compiled losses that have run (and compiled) once
+        self._fused: FusedStep | None = None
+        if s.compile:  # replica_compile: the whole step as one graph (fused_step.py), else the loss
+            reason = unfused_reason(self.model, self.optimizer, s.clip_value)
+            if reason is None:
+                self._fused = FusedStep(self.model, self.optimizer, self._loss_plain, self._loss_reg)
+            else:
+                log.info("replica_compile: the loss is compiled, the optimiser's step is not (%s)", reason)
+                self._loss_plain, self._loss_reg = compile_fn(self._loss_plain), compile_fn(self._loss_reg)
+        self._warmed: set = set()  # compiled graphs (losses or steps) that have run (and compiled) once
         self.compile_s = 0.0  # wall time of the steps that compiled them
         self._predict = self.model.vmap(self._replica_predict, n_batched_args=2)
         if s.compile:  # evaluation too: one more graph per shape of an evaluation call
@@ -162,9 +170,39 @@ class ReplicaRun:
             self.latest_monitor = self._monitor(self.evaluate("val"))  # the untrained model's (reinit.py)
         lam = regularizer_weight(self.reg, self.step)  # the schedule's, logged as train/reg_weight
         scale = self._regularizer_scale(lam)  # lam, or (regularizer.gate) lam where the gate is open
-        compiling = self.settings.compile and ("plain" if scale is None else "reg") not in self._warmed
         started = time.perf_counter()
         self.task.on_train_step(self.step)  # the one task whose loss code every replica runs
+        if self._fused is not None:
+            task_loss = self._fused_step(batch, scale)
+            variant = self._fused.last_graph
+        else:
+            task_loss = self._eager_step(batch, scale)
+            variant = "plain" if scale is None else "reg"
+        if self.scheduler is not None:
+            with warnings.catch_warnings():  # a fused step never calls optimizer.step(), which it checks
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                self.scheduler.step()
+        watched = self.stuck.watched(task_loss, self.latest_monitor) if self.stuck.enabled else None
+        if watched is not None:
+            self._reinit(self.stuck.record(self.step, watched) & self.alive)
+        self.step += 1
+        self.last_loss, self.last_reg_weight = task_loss.detach(), lam
+        if self.settings.compile and variant not in self._warmed:  # this step compiled a graph
+            self._warmed.add(variant)
+            self.compile_s += time.perf_counter() - started
+
+    def _fused_step(self, batch, scale) -> torch.Tensor:
+        """The step as one compiled graph (``fused_step.FusedStep``); marks the replicas it froze."""
+        if scale is not None:  # one graph for a scalar and a per-replica scale
+            scale = torch.as_tensor(scale, dtype=torch.float32, device=self.device)
+            scale = scale.expand(self.settings.replicas)
+        task_loss, stepped = self._fused(batch, scale, self.alive)
+        if not bool(stepped.all()) and not bool(stepped[self.alive].all()):
+            self._mark_diverged(~stepped & self.alive)  # their weights are those before this step
+        return task_loss
+
+    def _eager_step(self, batch, scale) -> torch.Tensor:
+        """Loss (compiled or not), backward, clipping, optimiser, projection; returns the task loss."""
         self.optimizer.zero_grad(set_to_none=True)
         if scale is not None:
             task_loss, reg = self._loss_reg(self.model.state(), *batch)
@@ -183,19 +221,10 @@ class ReplicaRun:
                     p.grad[~self.alive] = 0
         self._clip_gradients()
         self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
         self.model.project_()
         if self._frozen is not None:
             self.model.load_(self._frozen, replicas=~self.alive)
-        watched = self.stuck.watched(task_loss, self.latest_monitor) if self.stuck.enabled else None
-        if watched is not None:
-            self._reinit(self.stuck.record(self.step, watched) & self.alive)
-        self.step += 1
-        self.last_loss, self.last_reg_weight = task_loss.detach(), lam
-        if compiling:
-            self._warmed.add("plain" if scale is None else "reg")
-            self.compile_s += time.perf_counter() - started
+        return task_loss
 
     def _regularizer_scale(self, lam: float) -> float | torch.Tensor | None:
         """The regulariser's weight: ``lam``, or with ``regularizer.gate`` (``schedule.regularizer_open``)

@@ -102,18 +102,22 @@ class StackedModel:
         (:meth:`_clamp_bounds`) and applied with one ``clamp_`` per stacked tensor; a model whose
         projection is not a clamp is projected through ``vmap`` instead.
         """
-        if self._bounds is None:
-            self._bounds = self._clamp_bounds()
-        if self._bounds is False:
+        bounds = self.clamp_bounds()
+        if bounds is False:
             self.vmap(lambda s: self.call(s, "project_"), out_dims=None)(self.state())
             return
-        for name, (low, high) in self._bounds.items():
+        for name, (low, high) in bounds.items():
             self.params[name].clamp_(low, high)
 
-    @torch.no_grad()
-    def _clamp_bounds(self):
+    def clamp_bounds(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | bool:
         """Per-element ``(low, high)`` of ``project_`` for each parameter it changes, or ``False`` when
-        ``project_`` is not an elementwise clamp (probed on +inf, -inf and random values)."""
+        ``project_`` is not an elementwise clamp (probed once on +inf, -inf and random values)."""
+        if self._bounds is None:
+            self._bounds = self._probe_bounds()
+        return self._bounds
+
+    @torch.no_grad()
+    def _probe_bounds(self):
         probe, spreads = {}, {}
         for name, value in self.params.items():
             shape = value.shape[1:]
