@@ -83,6 +83,8 @@ class FusedStep:
         self._step = compile_fn(self._graph)
 
     def __call__(self, batch, scale: torch.Tensor | None, alive: torch.Tensor):
+        """One step; the optimiser's per-step values (learning rate; Adam's step count, or whitened Adam's
+        bias corrections and ``P`` where this step is whitened) go into the graph as tensors."""
         moments, extras = [], []
         for group, members in zip(self.optimizer.param_groups, self.groups, strict=True):
             lr = torch.tensor(float(group["lr"]), device=self.device)
