@@ -83,19 +83,17 @@ class WhitenedAdam(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
-                if group["weight_decay"]:
-                    grad = grad.add(p, alpha=group["weight_decay"])
                 whiten, bias1, bias2 = self.advance(group, p)
                 state = self.state[p]
                 adam_update_(
                     p,
-                    grad,
+                    p.grad,
                     state["exp_avg"],
                     state["exp_avg_sq"],
                     lr=group["lr"],
                     betas=(beta1, beta2),
                     eps=group["eps"],
+                    weight_decay=group["weight_decay"],
                     bias_corrections=(bias1, bias2),
                     whiten=whiten,
                 )
@@ -122,13 +120,18 @@ class WhitenedAdam(torch.optim.Optimizer):
         return (whiten.to(p) if active else None), 1 - beta1**t, 1 - beta2**t
 
 
-def adam_update_(p, grad, exp_avg, exp_avg_sq, *, lr, betas, eps, bias_corrections, whiten=None) -> None:
-    """One Adam step of ``p`` in place (Kingma & Ba 2015, Algorithm 1), its moments updated in place;
-    ``bias_corrections = (1 - beta1^t, 1 - beta2^t)``. With ``whiten`` (``P``) the moments are kept for
-    ``g P`` and the step is ``u P``. ``lr`` and the corrections are floats, or 0-dim tensors inside a
-    compiled replica step (``replicas.fused_step``)."""
+def adam_update_(
+    p, grad, exp_avg, exp_avg_sq, *, lr, betas, eps, weight_decay, bias_corrections, whiten=None
+) -> None:
+    """One Adam step of ``p`` in place (Kingma & Ba 2015, Algorithm 1; L2 ``weight_decay`` added to the
+    gradient, as ``torch.optim.Adam``), its moments updated in place; ``bias_corrections = (1 - beta1^t,
+    1 - beta2^t)``. With ``whiten`` (``P``) the moments are kept for ``g P`` and the step is ``u P``.
+    ``lr`` and the corrections are floats, or 0-dim tensors inside a compiled replica step
+    (``replicas.fused_step``)."""
     beta1, beta2 = betas
     bias1, bias2 = bias_corrections
+    if weight_decay:
+        grad = grad.add(p, alpha=weight_decay)
     if whiten is not None:
         grad = grad @ whiten
     exp_avg.lerp_(grad, 1 - beta1)

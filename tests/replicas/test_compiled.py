@@ -188,13 +188,17 @@ def train_runs(make_cfg, *overrides: str, steps=50, poison=None, modes=("false",
 
 @pytest.mark.parametrize(
     "optim",
-    [["optim.name=adam"], ["optim.name=adamw", "+optim.weight_decay=0.01", "optim.whiten_from=null"]],
+    [
+        ["optim.name=adam", "+optim.weight_decay=0.01"],
+        ["optim.name=adamw", "+optim.weight_decay=0.01", "optim.whiten_from=null"],
+    ],
     ids=["whitened-adam", "adamw"],
 )
 def test_the_fused_step_trains_the_eager_replicas_to_float32_rounding(make_cfg, private_cache, optim):
     """``replica_compile=true`` runs loss, gradient, optimiser and projection as one graph: through the
-    regulariser ramp, the cosine schedule and whitened Adam's switch (or AdamW's decoupled decay) it takes
-    the eager run's steps, to float32 rounding; the optimiser's own state counts the same steps."""
+    regulariser ramp, the cosine schedule and whitened Adam's switch with L2 decay (or AdamW's decoupled
+    decay) it takes the eager run's steps, to float32 rounding; the optimiser's own state counts the same
+    steps."""
     eager, fused = train_runs(make_cfg, *optim)
     assert fused._fused is not None and eager._fused is None
     assert fused.compile_s > 0 and eager.compile_s == 0

@@ -132,15 +132,15 @@ class FusedStep:
             (m, v), extra = moments[i], extras[i]
             if self.whitened:
                 lr, bias1, bias2, whiten = extra
-                grad = grads[i].add(weights[i], alpha=weight_decay) if weight_decay else grads[i]
                 adam_update_(
                     weights[i],
-                    grad,
+                    grads[i],
                     m,
                     v,
                     lr=lr,
                     betas=betas,
                     eps=eps,
+                    weight_decay=weight_decay,
                     bias_corrections=(bias1, bias2),
                     whiten=whiten,
                 )

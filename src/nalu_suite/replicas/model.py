@@ -99,7 +99,7 @@ class StackedModel:
         """Each replica's ``project_()`` (clamps into the units' boxes), in place on the stacked weights.
 
         Every unit's ``project_`` is an elementwise clamp, so its bounds are found once
-        (:meth:`_clamp_bounds`) and applied with one ``clamp_`` per stacked tensor; a model whose
+        (:meth:`clamp_bounds`) and applied with one ``clamp_`` per stacked tensor; a model whose
         projection is not a clamp is projected through ``vmap`` instead.
         """
         bounds = self.clamp_bounds()
