@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_replicas import load, machine, replace_section  # noqa: E402
+from bench_replicas import load, machine, replace_section, steps_to_every_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## The replica step compiled (`replica_compile`), unit by unit"
@@ -55,8 +55,7 @@ def time_unit(unit: str, args, scratch: str) -> dict[str, float]:
     compile_s = 0.0
     # the first step of each graph compiles it (the eager run steps alike): without and with the
     # regulariser, and whitened Adam's first whitened step (the optimiser counts its own steps)
-    switch = int(runs["false"].optim_cfg.get("whiten_from") or 0) + 1
-    for first, steps in ((0, switch), (reg_on, 1)):
+    for first, steps in ((0, steps_to_every_graph(runs["false"])), (reg_on, 1)):
         for mode, run in runs.items():
             run.step = first
             started = time.perf_counter()

@@ -171,6 +171,13 @@ class Parts:
     compiled_reg_ms: float = math.nan  # model_reg_ms with replica_compile=true
 
 
+def steps_to_every_graph(run) -> int:
+    """Steps from a run's start until a compiled run has built its step's graphs without the regulariser:
+    one, or past whitened Adam's first whitened step (``optim.whiten_from``, counted by the optimiser),
+    which compiles a graph of its own."""
+    return int(run.optim_cfg.get("whiten_from") or 0) + 1
+
+
 def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool = False) -> Parts:
     """Time the data and the model halves of a ``replicas``-replica step separately (one thread)."""
     import torch
@@ -205,8 +212,7 @@ def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool 
         def model_ms(first_step: int) -> float:
             # warm-up: 50 steps; a run's first also past whitened Adam's first whitened step (the
             # optimiser counts its own steps), which compiles a graph of its own when compiled
-            whiten_from = run.optim_cfg.get("whiten_from")
-            warm_up = 50 if id(run) in warmed_up else max(50, int(whiten_from or 0) + 1)
+            warm_up = 50 if id(run) in warmed_up else max(50, steps_to_every_graph(run))
             warmed_up.add(id(run))
             run.step = first_step
             for _ in range(warm_up):
