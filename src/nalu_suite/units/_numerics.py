@@ -42,9 +42,10 @@ def fused_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
     Inductor fuses that sum with the elementwise work that produces ``x`` (a mask, a log) into one loop
     over the inputs, where a matrix product needs ``x`` written out first (5 MB per operand at R = 100,
-    batch 128, 100 inputs) and reads it again in the backward. iNALU's three products of its inputs this
-    way: about 13% less per compiled R = 100 step (BENCHMARKS.md). Not in eager code, where the broadcast
-    product would be materialised.
+    batch 128, 100 inputs) and reads it again in the backward. The units whose inputs pass through a log
+    or a mask take their products this way (iNALU, NALU, NPU, RealNPU: each faster compiled, BENCHMARKS.md
+    "Fused input products"); plain weighted sums (NAC, NAU, dense layers) keep ``linear``, which measured
+    as fast or faster. Not in eager code, where the broadcast product would be materialised.
     """
     if torch.compiler.is_compiling():
         return (x.unsqueeze(-2) * weight).sum(dim=-1)
@@ -125,7 +126,10 @@ def bounded_exp(z: torch.Tensor, max_exponent: float = MAX_EXPONENT) -> torch.Te
 
 def parity_sign(count: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``(-1) ** count`` as ``dtype``: the sign of a product with ``count`` (whole) negative factors."""
-    return 1 - 2 * torch.remainder(count, 2).to(dtype)
+    # a float count: count - 2 floor(count / 2), exact for whole numbers (torch.remainder calls fmod, which
+    # compiled code recomputes per element of iNALU's weight gradient: about 3 ms of a 9 ms step)
+    odd = count - 2 * torch.floor(count * 0.5) if count.is_floating_point() else count & 1
+    return 1 - 2 * odd.to(dtype)
 
 
 def _prod_parts(f: torch.Tensor, max_exponent: float):

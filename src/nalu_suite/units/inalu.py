@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import fused_linear, nac_weight, parity_sign
+from ._numerics import fused_linear, linear, nac_weight, parity_sign
 from .base import ArithmeticUnit
 
 
@@ -54,12 +54,33 @@ def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
     exact_zero = factors == 0
     # log|f| with the exact zeros replaced by log 1 = 0 (the where() inside the log: no 0 * inf backward)
     log_abs = torch.log(torch.where(exact_zero, torch.ones_like(factors), factors).abs())
-    table = torch.cat([log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2)  # (3 out, 2 in)
-    which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
-    # one product gives log|s|, the number of negative factors and the number of zero factors
-    log_abs_s, n_negative, n_exact_zero = fused_linear(which, table).split(w_mul.shape[-2], dim=-1)
+    if torch.compiler.is_compiling():
+        log_abs_s, n_negative, n_exact_zero = _selected_sums(x, log_abs, factors < 0, exact_zero)
+    else:
+        table = torch.cat(
+            [log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2
+        )  # (3 out, 2 in)
+        which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
+        # one product gives log|s|, the number of negative factors and the number of zero factors
+        log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
     sign = parity_sign(n_negative, log_abs_s.dtype)
     return torch.where(n_exact_zero > 0, torch.zeros_like(log_abs_s), sign * torch.exp(log_abs_s))
+
+
+def _selected_sums(x, log_abs, negative_factor, zero_factor):
+    """Under ``torch.compile``, :func:`sign_retrieval`'s three sums without its matrix product: each input
+    selects its factor's ``log|f|`` (zero input: the first ``in`` columns of the ``(out, 2 in)`` tables;
+    negative: the last ``in``; positive: none), summed per output. That is one pass over
+    ``(..., out, in)`` where the product of the masks with the ``(3 out, 2 in)`` table is six times as
+    many terms, and its backward only the log table's (BENCHMARKS.md, "iNALU's sign retrieval")."""
+    n = x.shape[-1]
+    zero, negative = (x == 0).unsqueeze(-2), (x < 0).unsqueeze(-2)  # (..., 1, in)
+    log_zero, log_negative = log_abs[..., :n], log_abs[..., n:]
+    selected = torch.where(zero, log_zero, torch.where(negative, log_negative, torch.zeros_like(log_zero)))
+    # a zero input's factor 1 - |W| is never negative; the counts are whole numbers, as x's dtype
+    n_negative = (negative & negative_factor[..., n:]).to(x.dtype).sum(-1)
+    n_zero = ((zero & zero_factor[..., :n]) | (negative & zero_factor[..., n:])).to(x.dtype).sum(-1)
+    return selected.sum(-1), n_negative, n_zero
 
 
 class INALU(ArithmeticUnit):

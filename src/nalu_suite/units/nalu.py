@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp, linear, nac_init_range, nac_weight
+from ._numerics import MAX_EXPONENT, bounded_exp, fused_linear, nac_init_range, nac_weight
 from .base import ArithmeticUnit
 
 GATES = ("input", "scalar")
@@ -88,7 +88,7 @@ class NALU(ArithmeticUnit):
     def gate_value(self, x: torch.Tensor) -> torch.Tensor:
         """The gate ``g`` (1 = additive path), shape ``(..., out)`` or ``(out,)`` for the scalar gate."""
         if self.gate == "input":
-            return torch.sigmoid(linear(x, self.G))
+            return torch.sigmoid(fused_linear(x, self.G))
         return torch.sigmoid(self.gate_logit)
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
@@ -99,8 +99,8 @@ class NALU(ArithmeticUnit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_add = self.weight_add
         w_mul = w_add if self.shared_weights else self.weight_mul
-        a = linear(x, w_add)
-        m = bounded_exp(linear(torch.log(x.abs() + self.eps), w_mul), self.max_exponent)
+        a = fused_linear(x, w_add)
+        m = bounded_exp(fused_linear(torch.log(x.abs() + self.eps), w_mul), self.max_exponent)
         g = self.gate_value(x)
         return g * a + (1 - g) * m
 

@@ -39,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-from ._numerics import MAX_EXPONENT, bounded_exp, clamp_, linear
+from ._numerics import MAX_EXPONENT, bounded_exp, clamp_, fused_linear
 from .base import ArithmeticUnit
 
 #: The paper's epsilon: float32 machine epsilon.
@@ -131,6 +131,6 @@ class NPU(_NPUBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self._log_r_and_k(x)
-        z_re = linear(log_r, self.W_real) - linear(k, self.W_imag)
-        z_im = linear(k, self.W_real) + linear(log_r, self.W_imag)
+        z_re = fused_linear(log_r, self.W_real) - fused_linear(k, self.W_imag)
+        z_im = fused_linear(k, self.W_real) + fused_linear(log_r, self.W_imag)
         return bounded_exp(z_re, self.max_exponent) * torch.cos(z_im)

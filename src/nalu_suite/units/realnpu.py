@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._numerics import bounded_exp, linear
+from ._numerics import bounded_exp, fused_linear
 from .npu import _NPUBase
 
 
@@ -26,4 +26,5 @@ class RealNPU(_NPUBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_r, k = self._log_r_and_k(x)
-        return bounded_exp(linear(log_r, self.W_real), self.max_exponent) * torch.cos(linear(k, self.W_real))
+        magnitude = bounded_exp(fused_linear(log_r, self.W_real), self.max_exponent)
+        return magnitude * torch.cos(fused_linear(k, self.W_real))
