@@ -169,14 +169,18 @@ def test_stacked_batches_are_each_seeds_plain_training_stream(make_cfg, task, mo
     assert [stream.seed for stream in run.batches.streams] == [0, 1, 2]
     assert run.batches.prefetch == mode
     checked = 0
+    addresses = []
     # through chunk 2 and 3, which reuse the buffers of chunks 0 and 1; a batch is compared while valid
     for i, (x, y) in zip(range(305), run.batches, strict=False):
         own = [next(stream) for stream in plain]
+        assert x.is_contiguous() and y.is_contiguous()  # copied out of the block, where it is strided
+        addresses.append(x.data_ptr())
         if i in (0, 1, 99, 100, 102, 199, 200, 250, 300, 304):
             for k, (x_k, y_k) in enumerate(own):
                 assert torch.equal(x[k], x_k) and torch.equal(y[k], y_k), (i, k)
             checked += 1
     assert checked == 10
+    assert len(set(addresses)) == 2 and addresses[0] != addresses[1]  # two buffers, filled in turn
 
 
 # units of the static table. Adam turns the sign of a near-zero gradient into a full step, and units

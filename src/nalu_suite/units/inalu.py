@@ -72,7 +72,8 @@ def _selected_sums(x, log_abs, negative_factor, zero_factor):
     selects its factor's ``log|f|`` (zero input: the first ``in`` columns of the ``(out, 2 in)`` tables;
     negative: the last ``in``; positive: none), summed per output. That is one pass over
     ``(..., out, in)`` where the product of the masks with the ``(3 out, 2 in)`` table is six times as
-    many terms, and its backward only the log table's (BENCHMARKS.md, "iNALU's sign retrieval")."""
+    many terms, and its backward only the log table's (BENCHMARKS.md, "Fused input products and
+    iNALU's sign retrieval")."""
     n = x.shape[-1]
     zero, negative = (x == 0).unsqueeze(-2), (x < 0).unsqueeze(-2)  # (..., 1, in)
     log_zero, log_negative = log_abs[..., :n], log_abs[..., n:]
