@@ -57,9 +57,8 @@ def sign_retrieval(x: torch.Tensor, w_mul: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
         log_abs_s, n_negative, n_exact_zero = _selected_sums(x, log_abs, factors < 0, exact_zero)
     else:
-        table = torch.cat(
-            [log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2
-        )  # (3 out, 2 in)
+        # (3 out, 2 in): each factor's log|f|, whether it is negative, whether it is exactly zero
+        table = torch.cat([log_abs, (factors < 0).to(x.dtype), exact_zero.to(x.dtype)], dim=-2)
         which = torch.cat([(x == 0).to(x.dtype), (x < 0).to(x.dtype)], dim=-1)  # (..., 2 in), 0 or 1
         # one product gives log|s|, the number of negative factors and the number of zero factors
         log_abs_s, n_negative, n_exact_zero = linear(which, table).split(w_mul.shape[-2], dim=-1)
