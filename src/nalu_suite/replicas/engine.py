@@ -50,7 +50,7 @@ from nalu_suite.reinit import StuckRuns, fresh_parameters
 from nalu_suite.replicas.compiled import compile_fn
 from nalu_suite.replicas.data import StackedBatches
 from nalu_suite.replicas.fused_step import FusedStep, unfused_reason
-from nalu_suite.replicas.model import StackedModel
+from nalu_suite.replicas.model import StackedModel, per_replica
 from nalu_suite.replicas.settings import ReplicaSettings
 from nalu_suite.replicas.tracking import ReplicaTracker
 from nalu_suite.results import as_logged
@@ -245,8 +245,7 @@ class ReplicaRun:
             self._frozen = current
         else:
             for name, value in current.items():
-                mask = newly.view(-1, *([1] * (value.dim() - 1)))
-                self._frozen[name] = torch.where(mask, value, self._frozen[name])
+                self._frozen[name] = torch.where(per_replica(newly, value), value, self._frozen[name])
         self.alive &= ~newly
 
     @torch.no_grad()
@@ -279,7 +278,7 @@ class ReplicaRun:
         total = torch.linalg.vector_norm(norms, 2.0, dim=1)
         factor = torch.clamp(limit / (total + 1e-6), max=1.0)
         for g in grads:
-            g.mul_(factor.view(-1, *([1] * (g.dim() - 1))))
+            g.mul_(per_replica(factor, g))
 
     def record_train_loss(self) -> None:
         """Keep the last step's training loss as each replica's ``train/loss`` (what Lightning logs last)."""

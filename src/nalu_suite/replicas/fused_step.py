@@ -25,7 +25,7 @@ import torch
 from torch.optim.adam import adam
 
 from nalu_suite.replicas.compiled import compile_fn
-from nalu_suite.replicas.model import StackedModel
+from nalu_suite.replicas.model import StackedModel, per_replica
 from nalu_suite.whitened_adam import WhitenedAdam, adam_update_
 
 FUSED_OPTIMIZERS = (torch.optim.Adam, WhitenedAdam)  # AdamW is an Adam
@@ -117,7 +117,7 @@ class FusedStep:
 
         grads, (task_loss, stepped) = torch.func.grad(total, has_aux=True)(weights)
         with torch.no_grad():
-            masks = [stepped.view(-1, *([1] * (w.dim() - 1))) for w in weights]
+            masks = [per_replica(stepped, w) for w in weights]
             grads = [torch.where(m, g, torch.zeros_like(g)) for m, g in zip(masks, grads, strict=True)]
             before = [w.clone() for w in weights]
             self._optimize(weights, grads, moments, extras)

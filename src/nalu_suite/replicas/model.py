@@ -33,6 +33,12 @@ class _Dispatch(nn.Module):
         return getattr(self.model, what)(*args)
 
 
+def per_replica(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(R,)`` per-replica ``values`` (a mask, a factor) viewed as ``(R, 1, ..., 1)``, to broadcast over a
+    stacked ``(R, ...)`` tensor ``like``."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
 class StackedModel:
     """The parameters of ``models`` stacked along a new first (replica) dimension.
 
@@ -164,8 +170,7 @@ class StackedModel:
             if replicas is None:
                 value.copy_(params[name])
             else:
-                mask = replicas.view(-1, *([1] * (value.dim() - 1)))
-                value.copy_(torch.where(mask, params[name], value))
+                value.copy_(torch.where(per_replica(replicas, value), params[name], value))
 
     def replica(self, k: int, params: dict[str, torch.Tensor] | None = None) -> ArithmeticModel:
         """Replica ``k`` as an ordinary (unstacked) model, e.g. to save or plot it."""

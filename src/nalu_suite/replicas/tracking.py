@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from nalu_suite.replicas.model import per_replica
 from nalu_suite.results import as_logged, result_row
 from nalu_suite.schedule import update_solved_at
 
@@ -68,7 +69,7 @@ class ReplicaTracker:
             self.best_params = params
             return
         for name, value in params.items():
-            mask = improved.to(value.device).view(-1, *([1] * (value.dim() - 1)))
+            mask = per_replica(improved.to(value.device), value)
             self.best_params[name] = torch.where(mask, value, self.best_params[name])
 
     def record_train_loss(self, losses: list[float], reg_weight: float) -> None:
