@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the fresh-batch row of the parts table cycles through this many bytes of batches, several times the
+#: CPU's cache, so that each step reads its batch from memory as the training loop does
+FRESH_BYTES = 200 * 2**20
 SECTION = "## Many seeds in one run (`replicas=R`), static task"
 
 
@@ -169,6 +172,7 @@ class Parts:
     data_torch_ms: float  # drawing as data_ms, with torch's uniform_ kernel instead of fast_uniform's
     compiled_ms: float = math.nan  # model_ms with replica_compile=true
     compiled_reg_ms: float = math.nan  # model_reg_ms with replica_compile=true
+    compiled_fresh_ms: float = math.nan  # compiled_ms, a different batch each step (read from memory)
 
 
 def steps_to_every_graph(run) -> int:
@@ -207,9 +211,12 @@ def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool 
             drawn_by_torch_ms = data_ms()
         batch = tuple(t[:, 0].clone() for t in buffer)
 
+        # a fixed batch (5 MB at R = 100) stays in the cache from step to step; the loop's batches do not
+        batch_bytes = sum(t.numel() * t.element_size() for t in batch)
+        fresh = [tuple(t.clone() for t in batch) for _ in range(max(2, math.ceil(FRESH_BYTES / batch_bytes)))]
         warmed_up: set[int] = set()
 
-        def model_ms(first_step: int) -> float:
+        def model_ms(first_step: int, batches: list = [batch]) -> float:  # noqa: B006 (read only)
             # warm-up: 50 steps; a run's first also past whitened Adam's first whitened step (the
             # optimiser counts its own steps), which compiles a graph of its own when compiled
             warm_up = 50 if id(run) in warmed_up else max(50, steps_to_every_graph(run))
@@ -218,21 +225,31 @@ def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool 
             for _ in range(warm_up):
                 run.train_step(batch)
             started = time.perf_counter()
-            for _ in range(steps):
-                run.train_step(batch)
+            for i in range(steps):
+                run.train_step(batches[i % len(batches)])
             return (time.perf_counter() - started) / steps * 1e3
 
         reg_on = max(int(run.reg["start"]), int(run.reg["end"])) if float(run.reg["weight"]) else None
         plain_ms = model_ms(0)
         reg_ms = model_ms(reg_on) if reg_on is not None else math.nan
-        compiled_ms = compiled_reg_ms = math.nan
+        compiled_ms = compiled_reg_ms = compiled_fresh_ms = math.nan
         if compiled:  # the same steps compiled (compilation excluded by model_ms's warm-up)
             overrides = [f"replicas={replicas}", "replica_data=none", "replica_compile=true"]
             cfg = compose([*base, *overrides, f"hydra.run.dir={tmp}"])
             run = ReplicaRun(cfg, replica_settings(cfg))
             compiled_ms = model_ms(0)
+            compiled_fresh_ms = model_ms(0, fresh)
             compiled_reg_ms = model_ms(reg_on) if reg_on is not None else math.nan
-    return Parts(replicas, drawn_ms, plain_ms, reg_ms, drawn_by_torch_ms, compiled_ms, compiled_reg_ms)
+    return Parts(
+        replicas,
+        drawn_ms,
+        plain_ms,
+        reg_ms,
+        drawn_by_torch_ms,
+        compiled_ms,
+        compiled_reg_ms,
+        compiled_fresh_ms,
+    )
 
 
 def machine() -> str:
@@ -340,6 +357,11 @@ def markdown(
             ("the same with the regulariser on", parts.model_reg_ms),
             ("model step compiled (`replica_compile=true`)", parts.compiled_ms),
             ("the same with the regulariser on", parts.compiled_reg_ms),
+            (
+                f"model step compiled, a different batch each step (cycling {FRESH_BYTES >> 20} MB of "
+                "batches: read from memory, as in the training loop)",
+                parts.compiled_fresh_ms,
+            ),
             ("the larger of data and model (no regulariser, eager)", bound),
         ]:
             if math.isnan(ms):

@@ -55,6 +55,11 @@ def test_targets_are_op_of_the_two_subset_sums(op):
     b = x[:, s.b_start : s.b_stop].double().sum(1)
     expected = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b, "square": a * a, "sqrt": a.sqrt()}[op]
     torch.testing.assert_close(y.squeeze(1).double(), expected, rtol=1e-6, atol=1e-5)
+    assert torch.equal(y.squeeze(1), expected.float())  # the float64 value, rounded once
+    into = (torch.empty_like(x), torch.full_like(y, float("nan")))  # how the data process draws
+    x_into, y_into = task.sample(generator(0, "t"), 64, [1, 2], out=into)
+    assert x_into is into[0] and y_into is into[1]
+    assert torch.equal(x_into, x) and torch.equal(y_into, y)
 
 
 def test_fixed_sets_are_reproducible_and_respect_the_ranges():

@@ -177,8 +177,14 @@ class RecurrentArithTask(StaticArithTask):
         prefix = x[..., : self.stage_lengths[self._stage], :]
         return torch.nn.functional.mse_loss(model(prefix), y[..., self._stage : self._stage + 1])
 
+    def operands(
+        self, x: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a``, ``b`` over the whole sequence: the slice sums of the inputs summed over time."""
+        return super().operands(x.sum(dim=1, dtype=dtype), dtype)
+
     def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return super().sums(x.sum(dim=1, dtype=dtype), dtype)
+        return torch.stack(self.operands(x, dtype), dim=-1)
 
     def length_of(self, split: str) -> int:
         """A split's sequence length: ``test/len<L>``: L; ``*extrap``: ``extrap_length``; else training's."""

@@ -85,17 +85,23 @@ class StaticArithTask(ExtrapolationTask):
         x = torch.empty(n, self.input_size) if out is None else out[0]
         return draw_into(x, value_range, g), self.target(x, out=None if out is None else out[1])
 
-    def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """``(..., 2)``: the sums ``a``, ``b`` of each input's two slices (accumulated in ``dtype``)."""
+    def operands(
+        self, x: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``a``, ``b``: the sums of each input's two slices (accumulated in ``dtype``)."""
         s = self.subsets
         a = x[..., s.a_start : s.a_stop].sum(-1, dtype=dtype)
-        return torch.stack([a, x[..., s.b_start : s.b_stop].sum(-1, dtype=dtype)], dim=-1)
+        return a, x[..., s.b_start : s.b_stop].sum(-1, dtype=dtype)
+
+    def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``(..., 2)``: the sums ``a``, ``b`` of each input's two slices (accumulated in ``dtype``)."""
+        return torch.stack(StaticArithTask.operands(self, x, dtype), dim=-1)
 
     def target(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``(n, 1)``: ``op(a, b)``, computed in float64 and rounded once to ``x``'s dtype."""
-        a, b = self.sums(x, dtype=torch.float64).unbind(-1)
-        y = OPS[self.op](a, b).to(x.dtype).unsqueeze(-1)
-        return y if out is None else out.copy_(y)
+        """``(n, 1)``: ``op(a, b)``, computed in float64 and rounded once to ``x``'s dtype (``copy_`` rounds
+        as ``to`` does: the data process draws a training batch with two kernels fewer)."""
+        y = OPS[self.op](*self.operands(x, dtype=torch.float64)).unsqueeze(-1)
+        return y.to(x.dtype) if out is None else out.copy_(y)
 
     @staticmethod
     def set_key(split: str) -> str:
