@@ -11,7 +11,7 @@ import torch
 from omegaconf import open_dict
 
 from nalu_suite.replicas import ReplicaRun, compiled, replica_settings, train_replicas
-from nalu_suite.units._numerics import bounded_prod
+from nalu_suite.units._numerics import bounded_prod, linear
 from nalu_suite.units.inalu import sign_retrieval
 
 
@@ -142,6 +142,23 @@ def test_the_compiled_evaluation_runs_the_units_evaluation_forward(make_cfg, eve
         assert fused.keys() == eager.keys()
         for key, value in eager.items():
             assert fused[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+
+
+def test_compiled_linear_products_equal_f_linear_in_evaluation_and_training(private_cache):
+    """Under ``torch.compile`` and ``no_grad`` (a compiled evaluation) ``linear`` is a broadcast multiply
+    and sum over the inputs, in training a matrix product: both ``F.linear`` to float32 rounding."""
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*shape, generator=g) for shape in ((64, 100), (3, 100), (3,)))
+    product = compiled.compile_fn(lambda x, w, b: (linear(x, w), linear(x, w, b)))
+    expected = (torch.nn.functional.linear(x, w), torch.nn.functional.linear(x, w, b))
+    with torch.no_grad():
+        evaluated = product(x, w, b)
+    trained = product(x, w.requires_grad_(), b)
+    for out in (*evaluated, *trained):
+        assert out.shape == (64, 3)
+    for out, want in zip(evaluated + trained, expected + expected, strict=True):
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    assert trained[0].requires_grad and not evaluated[0].requires_grad
 
 
 def test_an_untrusted_cache_keeps_inductor_out_of_it(tmp_path, monkeypatch):
