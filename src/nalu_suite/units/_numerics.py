@@ -29,9 +29,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     stacked (100 -> 2) layers take 0.65 ms instead of 2.0 ms (``scripts/bench_linear_layout.py``,
     BENCHMARKS.md). A single model runs at the same speed either way; the result can differ from
     ``F.linear`` in the last bit. In a compiled evaluation (``torch.compile`` under ``no_grad``) a broadcast
-    multiply and a sum over the inputs instead, which inductor runs as one pass over ``x``: a compiled
-    validation of R = 100 replicas of the static task took 0.13-0.15 s instead of 0.18 s (NAC, NAU,
-    NMU, linear first layers). In training the matrix product stayed faster for these plain weighted sums
+    multiply and a sum over the inputs instead, which inductor runs as one pass over ``x``: the compiled
+    validations of the static table's units with linear layers are a fifth to a half faster (BENCHMARKS.md,
+    "unit by unit"). In training the matrix product stayed faster for these plain weighted sums
     (``fused_linear``).
     """
     if x.dim() != 2:
