@@ -459,3 +459,40 @@ def test_bench_replicas_rewrites_only_its_own_section_of_benchmarks_md():
     assert module.replace_section(doc, section) == f"# Benchmarks\n\n{section}\n## MNIST\n\nkept\n"
     assert module.replace_section("", section) == "# Benchmarks\n\n" + section
     assert module.replace_section("# Benchmarks\n\n## MNIST\n", section).endswith("## MNIST\n\n" + section)
+
+
+def test_training_freezes_the_long_lived_objects_out_of_the_collector_and_thaws_them(make_cfg):
+    """``fit_lockstep`` keeps what exists when training starts (and after the first validation) out of
+    the cyclic collector's full collections, and hands it back at the end, however training ends."""
+    import gc
+
+    from nalu_suite.replicas import fit_lockstep
+
+    cfg = configure(make_cfg, "task=static_arith", "task.eval_size=10", "batch_size=4", replicas=2)
+    with open_dict(cfg):
+        cfg.trainer.max_steps, cfg.trainer.val_check_interval = 6, 2
+    run = ReplicaRun(cfg, replica_settings(cfg))
+    assert gc.get_freeze_count() == 0
+    frozen: list[tuple[int, int]] = []
+    batches = iter(run.batches)
+    try:
+        fit_lockstep([run], batches, on_validate=lambda step: frozen.append((step, gc.get_freeze_count())))
+        assert [step for step, _ in frozen] == [2, 4, 6]
+        assert all(count > 0 for _, count in frozen)
+        assert gc.get_freeze_count() == 0
+
+        def failing(step: int) -> None:
+            raise RuntimeError("stop")
+
+        run.step = 0
+        with pytest.raises(RuntimeError, match="stop"):
+            fit_lockstep([run], batches, on_validate=failing)
+        assert gc.get_freeze_count() == 0
+        gc.freeze()  # frozen by the caller: left as it is
+        count = gc.get_freeze_count()
+        run.step = 0
+        fit_lockstep([run], batches)
+        assert gc.get_freeze_count() >= count > 0
+    finally:
+        gc.unfreeze()
+        batches.close()
