@@ -216,7 +216,8 @@ def time_parts(replicas: int, base: list[str], steps: int = 500, compiled: bool 
         fresh = [tuple(t.clone() for t in batch) for _ in range(max(2, math.ceil(FRESH_BYTES / batch_bytes)))]
         warmed_up: set[int] = set()
 
-        def model_ms(first_step: int, batches: list = [batch]) -> float:  # noqa: B006 (read only)
+        def model_ms(first_step: int, batches: list | None = None) -> float:
+            batches = batches or [batch]
             # warm-up: 50 steps; a run's first also past whitened Adam's first whitened step (the
             # optimiser counts its own steps), which compiles a graph of its own when compiled
             warm_up = 50 if id(run) in warmed_up else max(50, steps_to_every_graph(run))

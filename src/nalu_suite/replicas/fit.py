@@ -48,7 +48,7 @@ def fit_lockstep(
 
         bar = tqdm(total=settings.max_steps, desc=desc, unit="step", mininterval=1.0, position=position)
     frozen_before = gc.get_freeze_count()
-    gc.freeze()  # see below
+    gc.freeze()  # the docstring's last paragraph
     try:
         while runs[0].step < settings.max_steps and any(bool(run.alive.any()) for run in runs):
             batch = next(batches)

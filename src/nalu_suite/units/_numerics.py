@@ -30,9 +30,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     BENCHMARKS.md). A single model runs at the same speed either way; the result can differ from
     ``F.linear`` in the last bit. In a compiled evaluation (``torch.compile`` under ``no_grad``) a broadcast
     multiply and a sum over the inputs instead, which inductor runs as one pass over ``x``: the compiled
-    validations of the static table's units with linear layers are a fifth to a half faster (BENCHMARKS.md,
-    "unit by unit"). In training the matrix product stayed faster for these plain weighted sums
-    (``fused_linear``).
+    validations of the static table's units with linear layers are a fifth to two fifths faster
+    (BENCHMARKS.md, "unit by unit"). In training the matrix product stayed faster for these plain
+    weighted sums (``fused_linear``).
     """
     if x.dim() != 2:
         return torch.nn.functional.linear(x, weight, bias)
