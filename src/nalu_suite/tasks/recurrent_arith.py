@@ -28,7 +28,7 @@ from nalu_suite.errors import ConfigError, check_choice
 from nalu_suite.rng import generator
 from nalu_suite.tasks.arithmetic import OPS, SUCCESS_EPS
 from nalu_suite.tasks.base import ArithmeticModel
-from nalu_suite.tasks.static_arith import StaticArithTask, draw_into
+from nalu_suite.tasks.static_arith import StaticArithTask, draw_into, slice_sums
 from nalu_suite.units import UNIT_NAMES, build_unit
 from nalu_suite.units.cells import CELL_NAMES, CLASSIC_CELLS, UnitCell, build_cell, run_cell
 
@@ -183,9 +183,6 @@ class RecurrentArithTask(StaticArithTask):
         """``a``, ``b`` over the whole sequence: the slice sums of the inputs summed over time."""
         return super().operands(x.sum(dim=1, dtype=dtype), dtype)
 
-    def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return torch.stack(self.operands(x, dtype), dim=-1)
-
     def length_of(self, split: str) -> int:
         """A split's sequence length: ``test/len<L>``: L; ``*extrap``: ``extrap_length``; else training's."""
         if split in self.lengths:
@@ -208,7 +205,7 @@ class RecurrentArithTask(StaticArithTask):
             x, _ = self.fixed_set(split)
             x = x.double()
             self._thresholds[length] = recurrent_eps_threshold(
-                super().sums(x), x.sum(-1), self.op
+                torch.stack(slice_sums(x, self.subsets), dim=-1), x.sum(-1), self.op
             )  # per-step slice sums (n, T, 2) and totals (n, T)
         return self._thresholds[length]
 

@@ -53,6 +53,14 @@ def draw_into(x: torch.Tensor, value_range, g: torch.Generator) -> torch.Tensor:
     return fast_uniform.uniform_(x, value_range[0], value_range[1], g)
 
 
+def slice_sums(
+    x: torch.Tensor, subsets, dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sums of the last dimension's two ``subsets`` slices (``a``, ``b``), accumulated in ``dtype``."""
+    a = x[..., subsets.a_start : subsets.a_stop].sum(-1, dtype=dtype)
+    return a, x[..., subsets.b_start : subsets.b_stop].sum(-1, dtype=dtype)
+
+
 class StaticArithTask(ExtrapolationTask):
     name = "static_arith"
 
@@ -89,13 +97,11 @@ class StaticArithTask(ExtrapolationTask):
         self, x: torch.Tensor, dtype: torch.dtype | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``a``, ``b``: the sums of each input's two slices (accumulated in ``dtype``)."""
-        s = self.subsets
-        a = x[..., s.a_start : s.a_stop].sum(-1, dtype=dtype)
-        return a, x[..., s.b_start : s.b_stop].sum(-1, dtype=dtype)
+        return slice_sums(x, self.subsets, dtype)
 
     def sums(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """``(..., 2)``: the sums ``a``, ``b`` of each input's two slices (accumulated in ``dtype``)."""
-        return torch.stack(StaticArithTask.operands(self, x, dtype), dim=-1)
+        """``(..., 2)``: the operands ``a``, ``b`` stacked."""
+        return torch.stack(self.operands(x, dtype), dim=-1)
 
     def target(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``(n, 1)``: ``op(a, b)``, computed in float64 and rounded once to ``x``'s dtype (``copy_`` rounds
