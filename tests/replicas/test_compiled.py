@@ -11,6 +11,7 @@ import torch
 from omegaconf import open_dict
 
 from nalu_suite.replicas import ReplicaRun, compiled, replica_settings, train_replicas
+from nalu_suite.tasks import build_task
 from nalu_suite.units._numerics import bounded_prod, linear
 from nalu_suite.units.inalu import sign_retrieval
 
@@ -142,6 +143,27 @@ def test_the_compiled_evaluation_runs_the_units_evaluation_forward(make_cfg, eve
         assert fused.keys() == eager.keys()
         for key, value in eager.items():
             assert fused[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+
+
+def test_a_compiled_evaluation_measures_the_eager_baselines_for_all_replicas_at_once(
+    make_cfg, private_cache, monkeypatch
+):
+    """Compiled, the random baselines (``Task.baseline_models``) run through the compiled evaluation on all
+    R sets at once; no task measures its own (``fixed_set`` is not drawn again), and each replica's
+    baseline is its eager one to rounding."""
+    cfg = make_cfg(*FUSED_RUN, "task.baseline_draws=3", "replicas=3", "replica_compile=true")
+    run = ReplicaRun(cfg, replica_settings(cfg))
+    for task in run.tasks:
+        monkeypatch.setattr(task, "fixed_set", lambda split: pytest.fail(f"{split} measured eagerly"))
+    logged = run.evaluate("val")
+    for k, task in enumerate(run.tasks):
+        eager = build_task(task.cfg, task.unit, task.seed)
+        for split in task.val_splits:
+            expected = eager.random_baseline_mse(split)
+            assert task.random_baseline_mse(split) == pytest.approx(expected, rel=1e-6)
+            assert logged[k][f"{split}/normalized"] == pytest.approx(
+                100 * logged[k][f"{split}/mse"] / expected, rel=1e-6
+            )
 
 
 def test_compiled_linear_products_equal_f_linear_in_evaluation_and_training(private_cache):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -115,6 +117,30 @@ def test_the_random_baseline_is_drawn_once_per_evaluation_set(monkeypatch):
     assert len(builds) == int(STATIC.get("baseline_draws", 10))
     assert task.random_baseline_mse("test/interp") != extrap  # another set: drawn anew
     assert len(builds) == 2 * int(STATIC.get("baseline_draws", 10))
+
+
+def test_the_baseline_models_are_one_set_of_draws_for_every_seed_in_evaluation_mode():
+    """An engine evaluates the baseline models of replica 0 on every replica's sets: they must not depend
+    on the seed; they are measured as the error is (``model.eval()``)."""
+    draws = int(STATIC.get("baseline_draws", 10))
+    first = StaticArithTask(STATIC, NMU, seed=0).baseline_models("val")
+    other = StaticArithTask(STATIC, NMU, seed=7).baseline_models("val")
+    assert len(first) == len(other) == draws
+    for a, b in zip(first, other, strict=True):
+        assert not a.training and not b.training
+        assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert not torch.equal(first[0].state_dict()["second.W"], first[1].state_dict()["second.W"])
+
+
+def test_a_recorded_baseline_is_the_mean_of_the_finite_mses_and_is_not_measured_again():
+    task = StaticArithTask(STATIC, NAU, seed=0)
+    task.record_baseline("val_extrap", [1.0, math.inf, 3.0, math.nan])
+    assert task.baseline_models("test/extrap") == []  # the extrapolation splits share the set
+    assert task.random_baseline_mse("test/extrap") == 2.0
+    task.record_baseline("val", [math.nan, math.inf])
+    assert task.random_baseline_mse("val") == math.inf
+    assert math.isnan(task.finalize_metrics("val", {"mse": 1.0, "mae": 1.0})["normalized"])
+    assert len(task.baseline_models("test/interp")) == int(STATIC.get("baseline_draws", 10))
 
 
 @pytest.mark.parametrize(

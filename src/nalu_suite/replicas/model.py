@@ -39,6 +39,14 @@ def per_replica(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
+def slice_state(state, subset: slice | None):
+    """The replicas ``subset`` of a stacked ``state = (params, buffers)`` (all of them for ``None``)."""
+    if subset is None:
+        return state
+    params, buffers = state
+    return {k: v[subset] for k, v in params.items()}, {k: v[subset] for k, v in buffers.items()}
+
+
 class StackedModel:
     """The parameters of ``models`` stacked along a new first (replica) dimension.
 
@@ -83,12 +91,24 @@ class StackedModel:
         return vmap(fn, in_dims=(0,) + (0,) * n_batched_args, randomness="different", **kwargs)
 
     def state(self, subset: slice | None = None):
-        if subset is None:
-            return (self.params, self.buffers)
-        return (
-            {k: v[subset] for k, v in self.params.items()},
-            {k: v[subset] for k, v in self.buffers.items()},
-        )
+        return slice_state((self.params, self.buffers), subset)
+
+    @torch.no_grad()
+    def broadcast_state(self, model: ArithmeticModel):
+        """``model``'s weights as every replica's ``state`` (to run one model on every replica's data), with
+        the stacked weights' layout and ``requires_grad``, so a compiled function takes it as it takes
+        :meth:`state`."""
+        wrapped = _Dispatch(model)
+
+        def stacked(value: torch.Tensor) -> torch.Tensor:
+            return value.expand(self.size, *value.shape).clone()
+
+        params = {
+            name: stacked(value).requires_grad_(self.params[name].requires_grad)
+            for name, value in wrapped.named_parameters()
+        }
+        buffers = {name: stacked(value) for name, value in wrapped.named_buffers()}
+        return params, buffers
 
     # --- the ArithmeticModel hooks, for all replicas --------------------------------------------------------
     def regularizer(self) -> torch.Tensor:

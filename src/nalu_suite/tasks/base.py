@@ -120,6 +120,16 @@ class Task:
         """Post-process a split's metrics (e.g. add the normalised error); returns what gets logged."""
         return values
 
+    def baseline_models(self, split: str) -> list[ArithmeticModel]:
+        """The models whose MSEs on ``split``'s fixed set ``finalize_metrics`` still needs (a baseline that
+        normalises the error), for an engine that evaluates them in bulk and hands the MSEs to
+        ``record_baseline``; none by default."""
+        return []
+
+    def record_baseline(self, split: str, mses: list[float]) -> None:
+        """Keep the MSEs of ``baseline_models(split)`` on ``split``'s fixed set, in their order."""
+        raise NotImplementedError(f"task {self.name} has no baseline models")
+
     def success_threshold(self) -> float | None:
         """Threshold on ``success_metric`` below which a run counts as solved (None: no criterion)."""
         return None

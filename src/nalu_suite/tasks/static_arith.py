@@ -11,6 +11,7 @@ initialisation, averaged over ``baseline_draws`` draws; 0 = perfect) and, on ext
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -172,22 +173,34 @@ class StaticArithTask(ExtrapolationTask):
             self._threshold = eps_threshold(self.sums(x.double()), x.double().sum(-1), self.op)
         return self._threshold
 
+    def baseline_models(self, split: str) -> list[TwoLayerModel]:
+        """The random baseline's ``baseline_draws`` fresh models (the global generator seeded with
+        10,000 + draw, so the same for every seed), in evaluation mode as the error is measured; none once
+        ``split``'s set has its baseline (the two extrapolation splits share one)."""
+        if self.set_key(split) in self._baseline:
+            return []
+        models = []
+        with torch.random.fork_rng():
+            for draw in range(int(self.cfg.get("baseline_draws", 10))):
+                torch.manual_seed(10_000 + draw)
+                models.append(self.build_model().eval())
+        return models
+
+    def record_baseline(self, split: str, mses: list[float]) -> None:
+        """The baseline of ``split``'s set: the mean of the draws' finite MSEs (inf if none is finite)."""
+        finite = [mse for mse in mses if math.isfinite(mse)]
+        self._baseline[self.set_key(split)] = sum(finite) / len(finite) if finite else math.inf
+
     def random_baseline_mse(self, split: str) -> float:
-        """MSE of freshly initialised models of this architecture, averaged over ``baseline_draws`` draws;
-        computed once per evaluation set (the two extrapolation splits share theirs)."""
-        key = self.set_key(split)
-        if key not in self._baseline:
+        """MSE of freshly initialised models of this architecture (``baseline_models``), averaged over
+        the draws; computed once per evaluation set, here unless an engine recorded it in bulk."""
+        models = self.baseline_models(split)
+        if models:
             x, y = self.fixed_set(split)
-            errors = []
-            with torch.random.fork_rng():
-                for draw in range(int(self.cfg.get("baseline_draws", 10))):
-                    torch.manual_seed(10_000 + draw)
-                    with torch.no_grad():
-                        err = (self.build_model()(x).double() - y.double()).pow(2).mean()
-                    errors.append(float(err) if torch.isfinite(err) else float("inf"))
-            finite = [e for e in errors if e != float("inf")]
-            self._baseline[key] = sum(finite) / len(finite) if finite else float("inf")
-        return self._baseline[key]
+            with torch.no_grad():
+                mses = [float((model(x).double() - y.double()).pow(2).mean()) for model in models]
+            self.record_baseline(split, mses)
+        return self._baseline[self.set_key(split)]
 
     def finalize_metrics(self, split: str, values: dict[str, float]) -> dict[str, float]:
         baseline = self.random_baseline_mse(split)
