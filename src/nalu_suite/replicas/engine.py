@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nalu_suite.data import BatchStream, TensorDataModule
 from nalu_suite.errors import ConfigError
+from nalu_suite.metrics import ErrorStats, StackedErrorStats
 from nalu_suite.optim import build_optimizer, check_optim, whitening_pairs
 from nalu_suite.reinit import StuckRuns, fresh_parameters
 from nalu_suite.replicas.compiled import compile_fn
@@ -312,9 +313,11 @@ class ReplicaRun:
 
     def _metric_values(self, split: str, tensors: tuple[torch.Tensor, ...], state) -> list[dict[str, float]]:
         """Each replica's ``make_metric(split)`` values on its ``tensors``, with the stacked weights ``state``
-        (``StackedModel.state``'s layout)."""
+        (``StackedModel.state``'s layout). The tasks' default ``ErrorStats`` is kept for all R at once
+        (``StackedErrorStats``, the same sums), which saves building R torchmetrics objects per call."""
         R = self.settings.replicas
-        metrics = [task.make_metric(split) for task in self.tasks]
+        stacked = type(self.task.make_metric(split)) is ErrorStats
+        metrics = [StackedErrorStats()] if stacked else [task.make_metric(split) for task in self.tasks]
         n = tensors[0].shape[1]
         per_sample = max(1, int(np.prod(tensors[0].shape[2:])))
         for lo in range(0, n, self.eval_batch_size):
@@ -328,8 +331,14 @@ class ReplicaRun:
                 preds.append(pred)
                 targets.append(target)
             pred, target = torch.cat(preds), torch.cat(targets)
-            for k, metric in enumerate(metrics):
-                metric.update(pred[k], target[k])
+            if stacked:
+                metrics[0].update(pred, target)
+            else:
+                for k, metric in enumerate(metrics):
+                    metric.update(pred[k], target[k])
+        if stacked:
+            values = {name: v.tolist() for name, v in metrics[0].compute().items()}
+            return [{name: v[k] for name, v in values.items()} for k in range(R)]
         return [{name: float(v) for name, v in metric.compute().items()} for metric in metrics]
 
     def _record_baselines(self, split: str, tensors: tuple[torch.Tensor, ...]) -> None:
