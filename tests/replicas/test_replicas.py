@@ -386,6 +386,29 @@ def test_the_table_runner_trains_each_cell_as_train_py_would(make_cfg, tmp_path)
         assert (saved["unit"]["name"], saved["task"]["op"], saved["seed"]) == (unit, "sub", 3)
 
 
+def test_the_table_runner_sets_the_cells_threads_before_it_builds_their_runs(tmp_path, monkeypatch):
+    """The runs draw their evaluation sets when they are built: with torch's default threads there, two
+    ops' worker processes on two cores took 2-8x longer to start."""
+    from nalu_suite.replicas import table
+
+    threads_at_build = []
+    real = table.ReplicaRun
+
+    def recording(*args, **kwargs):
+        threads_at_build.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table, "ReplicaRun", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        extra = ["trainer.max_steps=2", "trainer.val_check_interval=2", "task.eval_size=20", "batch_size=4"]
+        table.run_op("add", ["nau", "nmu"], 1, 0, [*extra, "task.baseline_draws=1", "threads=1"], tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert threads_at_build == [1, 1]
+
+
 def test_the_table_runner_with_two_jobs_writes_the_same_cells_as_one_process(tmp_path):
     from nalu_suite.replicas.table import main
 

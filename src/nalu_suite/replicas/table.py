@@ -88,17 +88,19 @@ def train_cells(cells: list[tuple[list[str], Path]], desc: str, position: int = 
     must differ only in what does not change the data: unit, optimiser, regulariser, clipping) and write
     each cell's files; return each cell's results (``results.json``'s content)."""
     shared: dict = {}
-    runs, configs = [], []
+    configs = []
     started = time.time()
     for cell, cell_dir in cells:
         cfg = compose(["logger=none", *cell])
         with open_dict(cfg):
             cfg.paths.output_dir = str(cell_dir)
         validate(cfg)
-        runs.append(ReplicaRun(cfg, replica_settings(cfg), shared=shared))
         configs.append(cfg)
+    # threads before the runs draw their evaluation sets: two ops' processes building their runs with
+    # torch's default threads (one per core each) took 2-8x longer on two cores
+    configure_torch(configs[0])
+    runs = [ReplicaRun(cfg, replica_settings(cfg), shared=shared) for cfg in configs]
     settings = runs[0].settings
-    configure_torch(configs[-1])
     for run in runs[1:]:
         same = (run.settings.max_steps, run.settings.val_check_interval, run.data_key)
         if same != (settings.max_steps, settings.val_check_interval, runs[0].data_key):
