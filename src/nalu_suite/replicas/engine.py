@@ -306,7 +306,7 @@ class ReplicaRun:
         """Add each replica's ``<split>/<metric>`` on ``tensors`` (stacked per replica) to ``logged``."""
         if self.settings.compile:
             self._record_baselines(split, tensors)
-        values = self._metric_values(split, tensors, (self.model.params, self.model.buffers))
+        values = self._metric_values(split, tensors, self.model.state())
         for k, task in enumerate(self.tasks):
             for name, value in task.finalize_metrics(split, values[k]).items():
                 logged[k][f"{split}/{name}"] = value
