@@ -210,3 +210,14 @@ def test_the_static_task_whitens_its_nau_or_linear_first_layer_only():
     assert names["first.W"].shape[-1] == 10
     nalu = {"name": "nalu", "first": "nalu", "second": "nalu"}
     assert StaticArithTask(cfg, nalu, 0).input_whitening() == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "positive"),
+    [({}, True), ({"interp_range": [-1, 2]}, False), ({"extrap_range": [0, 6]}, False)],
+)
+def test_the_first_layer_is_told_its_inputs_are_positive_only_when_both_ranges_are(change, positive):
+    """``positive_inputs`` lets iNALU drop its sign retrieval; a range reaching 0 or below must keep it."""
+    model = StaticArithTask(STATIC | change, {"first": "inalu", "second": "inalu"}, seed=0).build_model()
+    assert model.first.positive_inputs is positive
+    assert model.second.positive_inputs is False  # the hidden values can take any sign

@@ -270,6 +270,35 @@ def test_inalu_sign_retrieval_equals_the_papers_product_of_factors():
     assert torch.equal(sign_retrieval(positive, w.float()), torch.ones(5, 3))  # exactly 1, not 1 +- ulp
 
 
+@pytest.mark.parametrize("name", ["inalu", "npu", "realnpu", "realnpu_mod"])
+def test_units_on_inputs_known_positive_skip_their_sign_terms_with_the_same_values_and_gradients(name):
+    """``positive_inputs`` leaves out iNALU's sign retrieval (exactly 1 on positive inputs) and the NPUs'
+    ``k = pi g [x < 0]`` products (exact zeros): output and every gradient equal the full computation's
+    bit for bit."""
+    x = torch.rand(32, 5, generator=torch.Generator().manual_seed(1)) + 0.5
+    results = []
+    for positive in (False, True):
+        torch.manual_seed(0)
+        unit = build_unit(name, 5, 3)
+        with torch.no_grad():
+            for p in unit.parameters():  # away from initial values with zero gradients (NPU's W_imag = 0)
+                p.add_(0.1 * torch.randn_like(p))
+        unit.positive_inputs = positive
+        y = unit(x)
+        grads = torch.autograd.grad(y.square().sum(), list(unit.parameters()))
+        results.append((y, grads))
+    (y_full, grads_full), (y_skip, grads_skip) = results
+    assert torch.equal(y_skip, y_full)
+    assert all(torch.equal(a, b) for a, b in zip(grads_skip, grads_full, strict=True))
+    assert all(g.abs().sum() > 0 for g in grads_full)  # every parameter has a gradient to compare
+    signed = x.clone()
+    signed[:, 0] *= -1  # where the promise is broken, the sign is what goes missing
+    with torch.no_grad():
+        skipped = unit(signed)
+        unit.positive_inputs = False
+        assert not torch.allclose(unit(signed), skipped)
+
+
 def test_realnpu_without_gate_and_sign_is_a_plain_power_of_magnitudes():
     gated = build_unit("realnpu", 2, 1)
     plain = build_unit("realnpu", 2, 1, gated=False, signed=False)

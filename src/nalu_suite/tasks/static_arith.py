@@ -32,9 +32,17 @@ def check_unit_layers(unit: dict[str, Any], allowed=UNIT_NAMES) -> None:
 
 
 class TwoLayerModel(ArithmeticModel):
-    """``second(first(x))``: the two stacked arithmetic layers of the simple-function tasks."""
+    """``second(first(x))``: the two stacked arithmetic layers of the simple-function tasks;
+    ``positive_inputs``: every ``x`` is > 0 (the first unit's ``positive_inputs``, ``units/base.py``)."""
 
-    def __init__(self, unit: dict[str, Any], in_features: int, hidden: int, out_features: int = 1) -> None:
+    def __init__(
+        self,
+        unit: dict[str, Any],
+        in_features: int,
+        hidden: int,
+        out_features: int = 1,
+        positive_inputs: bool = False,
+    ) -> None:
         super().__init__()
         try:
             self.first = build_unit(unit["first"], in_features, hidden, **(unit.get("first_options") or {}))
@@ -43,6 +51,7 @@ class TwoLayerModel(ArithmeticModel):
             )
         except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from err
+        self.first.positive_inputs = positive_inputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(self.first(x))
@@ -142,7 +151,9 @@ class StaticArithTask(ExtrapolationTask):
 
     # --- model and metrics -------------------------------------------------------------------
     def build_model(self) -> TwoLayerModel:
-        return TwoLayerModel(self.unit, self.input_size, self.hidden_size)
+        """The two-layer model; its inputs are positive when both ranges start above 0, as by default."""
+        positive = all(float(self.cfg[key][0]) > 0 for key in ("interp_range", "extrap_range"))
+        return TwoLayerModel(self.unit, self.input_size, self.hidden_size, positive_inputs=positive)
 
     #: first-layer units whose weight multiplies the inputs directly, and that weight's name
     WHITENABLE = {"nau": "first.W", "linear": "first.weight"}

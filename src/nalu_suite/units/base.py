@@ -11,6 +11,10 @@ A unit maps ``(..., in_features) -> (..., out_features)``. Besides ``forward`` i
 * ``project_()``: called after every optimiser step; units whose weights live in a box (NAU, NMU,
   NPU) clamp them here. A no-op by default.
 * ``reset_parameters()``: re-draws the unit's initial weights (e.g. for iNALU-style re-initialisation).
+
+``positive_inputs`` is set by a model that knows every input of the unit is ``> 0`` (the static task's
+first layer on ``U[lo, hi]`` with ``lo > 0``). A unit may then leave out the terms that only inputs
+``<= 0`` change (iNALU's sign retrieval is then exactly 1): the same values and gradients, less work.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ def sparsity_error_of(*weights: torch.Tensor) -> torch.Tensor:
 
 class ArithmeticUnit(nn.Module):
     """Base class: ``(in_features, out_features, **options)`` constructor and the shared hooks."""
+
+    #: every input is known to be > 0 (set by the model, see the module docstring)
+    positive_inputs: bool = False
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()

@@ -137,9 +137,10 @@ class INALU(ArithmeticUnit):
         a = fused_linear(x, w_add)
         log_x = torch.log(torch.clamp(x.abs(), min=self.eps))
         m = torch.exp(torch.clamp(fused_linear(log_x, w_mul), max=self.omega))
-        s = sign_retrieval(x, w_mul)
         g = torch.sigmoid(self.gate_logit)
-        return g * a + (1 - g) * m * s
+        if self.positive_inputs:  # every sign factor is 1, so s = 1 exactly and adds no gradient
+            return g * a + (1 - g) * m
+        return g * a + (1 - g) * m * sign_retrieval(x, w_mul)
 
     def extra_repr(self) -> str:
         return (

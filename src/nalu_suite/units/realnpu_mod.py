@@ -102,8 +102,9 @@ class ModifiedRealNPU(RealNPU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        log_r, k = self._log_r_and_k(x)
-        return bounded_exp(linear(log_r, w), self.max_exponent) * torch.cos(linear(k, w))
+        magnitude = bounded_exp(linear(self._log_r(x), w), self.max_exponent)
+        k = self._k(x)
+        return magnitude if k is None else magnitude * torch.cos(linear(k, w))
 
     def extra_repr(self) -> str:
         bounds = ", grad_at_bounds=True" if self.grad_at_bounds else ""
