@@ -190,6 +190,7 @@ def test_an_untrusted_cache_keeps_inductor_out_of_it(tmp_path, monkeypatch):
     shared.chmod(0o777)  # anyone could plant a library here
     monkeypatch.setenv("NALU_SUITE_CACHE", str(shared))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(compiled.tempfile, "tempdir", str(tmp_path))  # its mkdtemp: not left in /tmp
     with pytest.warns(RuntimeWarning, match="not owned by this user alone"):
         compiled.use_private_cache()
     chosen = os.environ["TORCHINDUCTOR_CACHE_DIR"]
