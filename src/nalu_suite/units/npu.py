@@ -110,20 +110,18 @@ class _NPUBase(ArithmeticUnit):
         """``g_hat = clamp(g, 0, 1)``, or None without a gate."""
         return None if self.gate is None else torch.clamp(self.gate, 0.0, 1.0)
 
-    def _log_r(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_r_and_k(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``log r`` and the sign term ``k = pi * g_hat * [x < 0]``; ``k`` is ``None`` where it is known
+        to be 0 (inputs known positive: its products are exact zeros, the same values and gradients
+        without them)."""
         g = self.gate_value()
         if g is None:
-            return torch.log(x.abs() + self.eps)
-        return torch.log(g * (x.abs() + self.eps) + (1 - g))
-
-    def _k(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The sign term ``k = pi * g_hat * [x < 0]``; ``None`` where it is known to be 0 (inputs known
-        positive: its products are exact zeros, the same values and gradients without them)."""
+            log_r, scale = torch.log(x.abs() + self.eps), math.pi
+        else:
+            log_r, scale = torch.log(g * (x.abs() + self.eps) + (1 - g)), math.pi * g
         if self.positive_inputs:
-            return None
-        g = self.gate_value()
-        scale = math.pi if g is None else math.pi * g
-        return scale * (x < 0).to(x.dtype) * float(self.signed)
+            return log_r, None
+        return log_r, scale * (x < 0).to(x.dtype) * float(self.signed)
 
     def extra_repr(self) -> str:
         return (
@@ -137,7 +135,7 @@ class NPU(_NPUBase):
     """NPU with real part ``W_real``, imaginary part ``W_imag`` and per-input relevance gate ``gate``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_r, k = self._log_r(x), self._k(x)
+        log_r, k = self._log_r_and_k(x)
         z_re = fused_linear(log_r, self.W_real)
         z_im = fused_linear(log_r, self.W_imag)
         if k is not None:

@@ -25,6 +25,6 @@ class RealNPU(_NPUBase):
     has_imaginary = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        magnitude = bounded_exp(fused_linear(self._log_r(x), self.W_real), self.max_exponent)
-        k = self._k(x)
+        log_r, k = self._log_r_and_k(x)
+        magnitude = bounded_exp(fused_linear(log_r, self.W_real), self.max_exponent)
         return magnitude if k is None else magnitude * torch.cos(fused_linear(k, self.W_real))

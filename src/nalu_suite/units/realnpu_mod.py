@@ -102,8 +102,8 @@ class ModifiedRealNPU(RealNPU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        magnitude = bounded_exp(linear(self._log_r(x), w), self.max_exponent)
-        k = self._k(x)
+        log_r, k = self._log_r_and_k(x)
+        magnitude = bounded_exp(linear(log_r, w), self.max_exponent)
         return magnitude if k is None else magnitude * torch.cos(linear(k, w))
 
     def extra_repr(self) -> str:
