@@ -49,7 +49,7 @@ class Timing:
     wall: float
     cpu: float
     peak_mb: float  # the process's peak resident memory
-    compile_s: float = 0.0  # the steps that compiled the loss (results.json), taken out of wall and cpu
+    compile_s: float = 0.0  # the steps and evaluations that compiled (results.json), out of wall and cpu
 
 
 def run_train(overrides: list[str], run_dir: Path) -> Timing:
@@ -91,7 +91,7 @@ class Rates:
     long_wall: float
     peak_mb: float  # peak memory of the long run
     compile: str = "false"  # replica_compile
-    compile_s: float = 0.0  # compiling the loss, in the long run (excluded from every rate)
+    compile_s: float = 0.0  # compiling, in the long run (excluded from every rate)
     ratios: list[float] = field(default_factory=list)  # steady_wall / the plain run's, one per round
 
     @property
@@ -309,7 +309,7 @@ def markdown(
         f"- Steady = seed-steps between a {args.short}-step and a {args.long}-step run of the same "
         "configuration, divided by the extra wall (or CPU) time: training steps only. End-to-end = "
         f"R x {args.long} / wall time of the {args.long}-step run, including start-up, validation and test. "
-        "Compiling (`replica_compile=true`: the steps that compiled, from `results.json`) is "
+        "Compiling (`replica_compile=true`: the steps and evaluations that compiled, from `results.json`) is "
         "left out of every rate and shown apart.",
         "- R separate runs: one plain `train.py` run (Lightning) per seed, one after another, so their rate "
         "does not depend on R. Two such runs at a time on two cores would at best double their rate; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,23 @@ def test_the_compiled_evaluation_runs_the_units_evaluation_forward(make_cfg, eve
         assert fused.keys() == eager.keys()
         for key, value in eager.items():
             assert fused[key] == pytest.approx(value, rel=1e-4, abs=1e-7), key
+
+
+def test_compiling_the_evaluation_is_counted_as_warm_up_once(make_cfg, every_step_path, private_cache):
+    """The first compiled evaluation compiles its graphs: that call's wall time goes to ``compile_s`` (the
+    warm-up reported apart from training); evaluating again compiles nothing and adds nothing."""
+    cfg = make_cfg(*every_step_path(60, 30, 0.01, (20, 40)), "replicas=2", "replica_compile=true")
+    run = ReplicaRun(cfg, replica_settings(cfg))
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    started = time.perf_counter()
+    run.evaluate("val")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
+    assert 0 < run.compile_s <= time.perf_counter() - started
+    warm_up, graphs = run.compile_s, torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    run.evaluate("val")
+    run.evaluate("test")  # the test sets have the validation sets' layout
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    assert run.compile_s == warm_up
 
 
 def test_a_compiled_evaluation_measures_the_eager_baselines_for_all_replicas_at_once(

@@ -85,7 +85,7 @@ def replica_results(run: ReplicaRun, wall: float) -> dict[str, Any]:
         "wall_time_s": round(wall, 2),
         "seed_steps_per_s": round(run.settings.replicas * run.step / max(wall, 1e-9), 1),
         "compiled": run.settings.compile,
-        "compile_s": round(run.compile_s, 2),  # wall time of the steps that compiled (in wall_time_s)
+        "compile_s": round(run.compile_s, 2),  # the calls that compiled: steps, evaluations (in wall_time_s)
         "replicas": rows,
     }
 
