@@ -9,7 +9,8 @@
 Every measurement is a real ``python train.py task=static_arith ...`` process (NAU -> NMU on ``a * b``
 by default, one validation at the end unless ``--val-every``, the task's default evaluation sets). Each
 configuration runs twice, for ``--long`` and ``--short`` steps; the difference is the steady-state cost
-of training steps (imports, setup, compilation, validation and test cancel out). The end-to-end rate
+of training steps (imports, setup, validation and test cancel out; compiling is measured by the run and
+taken out, after an untimed run has filled inductor's cache). The end-to-end rate
 (long run, everything included) is reported too, as are rates per CPU-second of the child process,
 which are steadier than wall-clock rates on a shared machine, and each child's peak memory. "R separate
 runs" run one after another, so their rate is the rate of one plain run whatever R is; two at a time on
@@ -111,11 +112,17 @@ def measure(
         extra = [f"replicas={replicas}"] if replicas > 1 else ["+replicas_engine=true"]
         extra += [f"replica_data={data}", f"replica_compile={compile}"]
         label = f"{label}-{data}" + ("-compiled" if compile == "true" else "")
+
+    def overrides(steps: int) -> list[str]:
+        every = min(args.val_every, steps) if args.val_every else steps
+        return [*base, *extra, f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}"]
+
+    if compile == "true":  # an untimed run first fills inductor's cache: a cold compile costs more than
+        # its compile_s (inductor's worker processes, writing the cache) and would fall on one timed run
+        run_train(overrides(args.short), scratch / f"{label}-{replicas}-warm-up")
     timings = {}
     for steps in (args.short, args.long):
-        every = min(args.val_every, steps) if args.val_every else steps
-        overrides = [*base, *extra, f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}"]
-        timings[steps] = run_train(overrides, scratch / f"{label}-{replicas}-{steps}")
+        timings[steps] = run_train(overrides(steps), scratch / f"{label}-{replicas}-{steps}")
         print(
             f"  {label:26s} R={replicas:<4d} {steps:>6d} steps: {timings[steps].wall:7.1f} s wall, "
             f"{timings[steps].cpu:7.1f} s CPU, {timings[steps].peak_mb:6.0f} MB, "
@@ -128,8 +135,8 @@ def measure(
         label=label,
         replicas=replicas,
         data=data,
-        steady_wall=extra_steps / max(long.wall - short.wall, 1e-9),
-        steady_cpu=extra_steps / max(long.cpu - short.cpu, 1e-9),
+        steady_wall=_rate(extra_steps, long.wall - short.wall),
+        steady_cpu=_rate(extra_steps, long.cpu - short.cpu),
         end_to_end=replicas * args.long / long.wall,
         long_wall=long.wall,
         peak_mb=long.peak_mb,
@@ -138,12 +145,24 @@ def measure(
     )
 
 
+def _rate(seed_steps: int, seconds: float) -> float:
+    """Seed-steps per second of a long - short difference; NaN where the long run took no longer (a
+    measurement the machine's noise swamped, rather than an absurd rate)."""
+    return seed_steps / seconds if seconds > 0 else math.nan
+
+
+def _median(values: list[float]) -> float:
+    """The median of the values that are not NaN (a swamped round, ``_rate``); NaN if none is left."""
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
 def median_rates(rounds: list[Rates]) -> Rates:
     """One configuration's rounds as one row: the median of each rate and of the per-round ratios."""
     first = rounds[0]
 
     def med(name: str) -> float:
-        return statistics.median(getattr(r, name) for r in rounds)
+        return _median([getattr(r, name) for r in rounds])
 
     ratios = [ratio for r in rounds for ratio in r.ratios]
     return Rates(
@@ -310,7 +329,8 @@ def markdown(
         "configuration, divided by the extra wall (or CPU) time: training steps only. End-to-end = "
         f"R x {args.long} / wall time of the {args.long}-step run, including start-up, validation and test. "
         "Compiling (`replica_compile=true`: the steps and evaluations that compiled, from `results.json`) is "
-        "left out of every rate and shown apart.",
+        "left out of every rate and shown apart; an untimed run of each compiled configuration fills "
+        "inductor's cache first.",
         "- R separate runs: one plain `train.py` run (Lightning) per seed, one after another, so their rate "
         "does not depend on R. Two such runs at a time on two cores would at best double their rate; "
         "the last column compares against that best case.",
@@ -324,7 +344,7 @@ def markdown(
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [plain, *rates]:
-        speedup = statistics.median(r.ratios) if r.ratios else r.steady_wall / plain.steady_wall
+        speedup = _median(r.ratios) if r.ratios else r.steady_wall / plain.steady_wall
         spread = " [" + ", ".join(f"{x:.0f}" for x in r.ratios) + "]" if len(r.ratios) > 1 else ""
         lines.append(
             f"| {r.replicas} | {r.engine} | {r.steady_wall:,.0f} | {r.steady_cpu:,.0f} | "

@@ -469,7 +469,7 @@ def test_static_weights_script_tells_the_exact_shape_from_the_symmetric_saddle(t
     assert missing.returncode != 0 and "no checkpoints/replicas.pt" in missing.stderr
 
 
-def test_bench_replicas_rewrites_only_its_own_section_of_benchmarks_md():
+def load_bench_replicas():
     import importlib.util
     import sys
 
@@ -477,11 +477,26 @@ def test_bench_replicas_rewrites_only_its_own_section_of_benchmarks_md():
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_replicas"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_replicas_rewrites_only_its_own_section_of_benchmarks_md():
+    module = load_bench_replicas()
     section = module.SECTION + "\n\nnew table\n"
     doc = f"# Benchmarks\n\n{module.SECTION}\n\nold table\n\n## MNIST\n\nkept\n"
     assert module.replace_section(doc, section) == f"# Benchmarks\n\n{section}\n## MNIST\n\nkept\n"
     assert module.replace_section("", section) == "# Benchmarks\n\n" + section
     assert module.replace_section("# Benchmarks\n\n## MNIST\n", section).endswith("## MNIST\n\n" + section)
+
+
+def test_bench_replicas_reports_a_difference_the_noise_swamped_as_nan_and_leaves_it_out():
+    """A long run no slower than its short run gives no rate (not an absurd one), and the medians over
+    rounds are taken over the rounds that measured something."""
+    module = load_bench_replicas()
+    assert module._rate(1000, 2.0) == 500
+    assert math.isnan(module._rate(1000, 0.0)) and math.isnan(module._rate(1000, -0.5))
+    assert module._median([math.nan, 2.0, 4.0]) == 3.0
+    assert math.isnan(module._median([math.nan]))
 
 
 def test_training_freezes_the_long_lived_objects_out_of_the_collector_and_thaws_them(make_cfg):
