@@ -188,8 +188,13 @@ class ReplicaRun:
             self._reinit(self.stuck.record(self.step, watched) & self.alive)
         self.step += 1
         self.last_loss, self.last_reg_weight = task_loss.detach(), lam
-        if self.settings.compile and variant not in self._warmed:  # this step compiled a graph
-            self._warmed.add(variant)
+        self._count_compiling(variant, started)
+
+    def _count_compiling(self, graph, started: float) -> None:
+        """Compiled runs: the first call of ``graph`` (a step variant, an evaluation layout) compiled it, so
+        its wall time since ``started`` goes to ``compile_s``, the warm-up reported apart from training."""
+        if self.settings.compile and graph not in self._warmed:
+            self._warmed.add(graph)
             self.compile_s += time.perf_counter() - started
 
     def _fused_step(self, batch, scale) -> torch.Tensor:
@@ -343,15 +348,10 @@ class ReplicaRun:
 
     def _predict_part(self, state, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions and targets of a group of replicas. Compiled, the first call with each batch
-        layout compiles a graph (1-3 s): its wall time counts in ``compile_s``, as the first steps' do,
-        so that the warm-up is reported apart from the evaluations themselves."""
-        layout = ("predict", *((t.shape, t.stride()) for t in batch))
-        if not self.settings.compile or layout in self._warmed:
-            return self._predict(state, *batch)
+        layout compiles a graph (1-3 s), counted in ``compile_s`` as the first steps are."""
         started = time.perf_counter()
         result = self._predict(state, *batch)
-        self._warmed.add(layout)
-        self.compile_s += time.perf_counter() - started
+        self._count_compiling(("predict", *((t.shape, t.stride()) for t in batch)), started)
         return result
 
     def _record_baselines(self, split: str, tensors: tuple[torch.Tensor, ...]) -> None:
