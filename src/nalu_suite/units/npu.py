@@ -115,12 +115,10 @@ class _NPUBase(ArithmeticUnit):
         to be 0 (inputs known positive: its products are exact zeros, the same values and gradients
         without them)."""
         g = self.gate_value()
-        if g is None:
-            log_r, scale = torch.log(x.abs() + self.eps), math.pi
-        else:
-            log_r, scale = torch.log(g * (x.abs() + self.eps) + (1 - g)), math.pi * g
+        log_r = torch.log(x.abs() + self.eps) if g is None else torch.log(g * (x.abs() + self.eps) + (1 - g))
         if self.positive_inputs:
             return log_r, None
+        scale = math.pi if g is None else math.pi * g
         return log_r, scale * (x < 0).to(x.dtype) * float(self.signed)
 
     def extra_repr(self) -> str:
